@@ -1,0 +1,268 @@
+"""Streaming reader for ESR files: constant memory whatever the file size.
+
+Two passes over one open file. The first (`scan`) hashes the bytes, counts the lines and reads the header
+and trailer, so a file is accepted or rejected before anything is published. The second
+(`EsrFile.records`) decodes and parses the data lines one at a time.
+
+Decoding (Q4): a UTF-8 byte-order mark means UTF-8; otherwise each line is read as UTF-8 when it is
+valid UTF-8 and as Windows-1252 when it is not (bytes that Windows-1252 leaves undefined map as in
+ISO-8859-1). LF and CRLF both end a line. Blank lines are ignored but keep their line numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from esr.format.header import (
+    FileName,
+    FileRejected,
+    Header,
+    RejectionCode,
+    check_record_count,
+    parse_file_name,
+    parse_header,
+    parse_trailer,
+)
+from esr.format.layouts import DELIMITER, HEADER_CODE, TRAILER_CODE
+from esr.format.lines import ParsedLine, Quarantined, parse_fields
+
+UTF8_BOM = b"\xef\xbb\xbf"
+DEFAULT_MAX_LINE_BYTES = 64 * 1024
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class RawLine:
+    number: int  # physical, 1-based, blank lines included
+    text: str | None  # None when the line could not be read as text
+    raw: bytes  # the bytes as read (cut at the length limit)
+    problem: str | None = None
+
+
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def _bad_character(text: str) -> str | None:
+    match = _CONTROL.search(text)
+    if match is None:
+        return None
+    return f"control character U+{ord(match.group()):04X} at column {match.start() + 1} (binary data?)"
+
+
+def decode_line(raw: bytes, utf8_only: bool) -> tuple[str | None, str | None]:
+    """Bytes of one line (no line ending) -> (text, problem)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if utf8_only:
+            return None, f"invalid UTF-8 at byte {exc.start + 1} in a file marked UTF-8 by its byte-order mark"
+        text = raw.decode("cp1252", errors="surrogateescape")
+        if any("\udc80" <= ch <= "\udcff" for ch in text):
+            text = "".join(chr(ord(ch) - 0xDC00) if "\udc80" <= ch <= "\udcff" else ch for ch in text)
+    problem = _bad_character(text)
+    if problem is not None:
+        return None, problem
+    return text, None
+
+
+def iter_raw_lines(
+    stream: BinaryIO, *, limit: int | None = None, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+) -> Iterator[tuple[int, bytes, bool]]:
+    """(line number, bytes without line ending, too long) for every line, blank ones included.
+
+    A line longer than `max_line_bytes` is cut there and the rest of it skipped, never held in memory.
+    `limit` stops after that many bytes (the size seen by the first pass).
+    """
+    remaining = -1 if limit is None else limit
+    number = 0
+
+    def read(size: int) -> bytes:
+        nonlocal remaining
+        data = stream.readline(size if remaining < 0 else min(size, remaining))
+        if remaining > 0:
+            remaining -= len(data)
+        return data
+
+    while remaining != 0:
+        want = max_line_bytes + 2  # room for the longest allowed line and its CRLF
+        chunk = read(want)
+        if not chunk:
+            return
+        number += 1
+        if not chunk.endswith(b"\n") and len(chunk) == want and remaining != 0:
+            piece = chunk
+            while piece and not piece.endswith(b"\n") and remaining != 0:
+                piece = read(_CHUNK)
+            yield number, chunk[:max_line_bytes], True
+            continue
+        line = chunk.rstrip(b"\n").rstrip(b"\r")
+        if len(line) > max_line_bytes:
+            yield number, line[:max_line_bytes], True
+        else:
+            yield number, line, False
+
+
+@dataclass(slots=True)
+class FileScan:
+    """What the first pass learned about a file."""
+
+    path: Path
+    size: int
+    sha256: str
+    line_count: int  # non-blank lines, HDR and TRL included
+    last_line_no: int
+    utf8_bom: bool
+    first_line: str | None
+    last_line: str | None
+    file_name: FileName | None = None
+    header: Header | None = None
+    trailer_count: int | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def scan(stream: BinaryIO, path: Path, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> FileScan:
+    """First pass: SHA-256 of the bytes, non-blank line count, first and last non-blank line."""
+    digest = hashlib.sha256()
+    stream.seek(0)
+    while block := stream.read(_CHUNK):
+        digest.update(block)
+    size = stream.tell()
+    stream.seek(0)
+    head = stream.read(3)
+    utf8_bom = head == UTF8_BOM
+    stream.seek(3 if utf8_bom else 0)
+    count = 0
+    last_no = 0
+    first: bytes | None = None
+    last: bytes | None = None
+    for number, line, _too_long in iter_raw_lines(stream, max_line_bytes=max_line_bytes):
+        if not line.strip():
+            continue
+        count += 1
+        if first is None:
+            first = line
+        last = line
+        last_no = number
+    return FileScan(
+        path=path,
+        size=size,
+        sha256=digest.hexdigest(),
+        line_count=count,
+        last_line_no=last_no,
+        utf8_bom=utf8_bom,
+        first_line=None if first is None else decode_line(first, utf8_bom)[0],
+        last_line=None if last is None else decode_line(last, utf8_bom)[0],
+    )
+
+
+class EsrFile:
+    """An ESR Outbound v2 file opened for validation and streaming.
+
+    `open()` runs the file-level checks that need only the file itself (name, header, trailer, count) and
+    raises `FileRejected` with the reference's rejection code. Trust and sequence checks need the ledger
+    and belong to the ingest job.
+    """
+
+    def __init__(
+        self, path: Path, *, strict_count: bool = True, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    ) -> None:
+        self.path = path
+        self.strict_count = strict_count
+        self.max_line_bytes = max_line_bytes
+        self._stream: BinaryIO | None = None
+        self._scan: FileScan | None = None
+
+    def __enter__(self) -> EsrFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+    @property
+    def scan(self) -> FileScan:
+        if self._scan is None:
+            raise RuntimeError("EsrFile.open() has not run")
+        return self._scan
+
+    @property
+    def header(self) -> Header:
+        assert self.scan.header is not None
+        return self.scan.header
+
+    @property
+    def file_name(self) -> FileName:
+        assert self.scan.file_name is not None
+        return self.scan.file_name
+
+    def open(self) -> FileScan:
+        """Scan and check the file; on rejection the scan (hash, counts) is still available as `.scan`."""
+        try:
+            self._stream = open(self.path, "rb")  # noqa: SIM115 - closed by close()/__exit__
+        except OSError as exc:
+            raise FileRejected(
+                RejectionCode.FILE_NOT_AVAILABLE, f"{self.path}: cannot be read ({exc.strerror})"
+            ) from None
+        if not self.path.is_file():
+            raise FileRejected(RejectionCode.FILE_NOT_AVAILABLE, f"{self.path} is not a regular file")
+        result = self._scan = scan(self._stream, self.path, max_line_bytes=self.max_line_bytes)
+        result.file_name = parse_file_name(self.path.name)
+        if result.line_count == 0 or result.first_line is None:
+            raise FileRejected(RejectionCode.NO_HEADER, "the file is empty" if result.size == 0 else
+                               "line 1 is not readable text (binary data?)")
+        result.header = parse_header(result.first_line, result.file_name)
+        if result.line_count < 2 or result.last_line is None:
+            raise FileRejected(RejectionCode.NO_TRAILER, "the file ends after its header (no TRL record)")
+        result.trailer_count = parse_trailer(result.last_line, result.last_line_no)
+        warning = check_record_count(result.trailer_count, result.line_count, self.strict_count)
+        if warning:
+            result.warnings.append(warning)
+        if result.line_count == 2:
+            result.warnings.append("the file holds no records (header and trailer only)")
+        return result
+
+    def records(self) -> Iterator[tuple[int, ParsedLine]]:
+        """Second pass: (line number, parsed line) for every data line between HDR and TRL."""
+        scan_result = self.scan
+        stream = self._stream
+        assert stream is not None
+        stream.seek(3 if scan_result.utf8_bom else 0)
+        limit = scan_result.size - (3 if scan_result.utf8_bom else 0)
+        seen_header = False
+        for number, raw, too_long in iter_raw_lines(stream, limit=limit, max_line_bytes=self.max_line_bytes):
+            if number >= scan_result.last_line_no:
+                break
+            if too_long:
+                yield number, Quarantined(
+                    raw[:3].decode("latin-1"), f"line is longer than {self.max_line_bytes} bytes"
+                )
+                continue
+            if not raw.strip():
+                continue
+            if not seen_header:
+                seen_header = True  # line 1 (checked by open())
+                continue
+            text, problem = decode_line(raw, scan_result.utf8_bom)
+            if text is None:
+                yield number, Quarantined(raw[:3].decode("latin-1"), problem or "unreadable line")
+                continue
+            fields = text.split(DELIMITER)
+            if fields[0] in (HEADER_CODE, TRAILER_CODE):
+                yield number, Quarantined(fields[0], f"{fields[0]} record inside the file body")
+                continue
+            yield number, parse_fields(fields)
+        if os.fstat(stream.fileno()).st_size != scan_result.size:
+            raise FileRejected(
+                RejectionCode.BYTE_COUNT,
+                f"{self.path} changed size while it was read ({scan_result.size} bytes when scanned)",
+            )
