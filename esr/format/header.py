@@ -29,7 +29,7 @@ class RejectionCode(enum.IntEnum):
     FILE_NOT_AVAILABLE = 8
 
 
-class FileRejected(Exception):  # noqa: N818 - it is an outcome, named as the ledger names it
+class FileRejected(Exception):
     def __init__(self, code: RejectionCode, message: str) -> None:
         super().__init__(f"{code.name}: {message}")
         self.code = code
@@ -96,7 +96,8 @@ def parse_header(line: str, file_name: FileName) -> Header:
         )
     if vpd != file_name.vpd:
         raise FileRejected(
-            RejectionCode.WRONG_FORMAT, f"line 1 field vpd: header VPD {vpd!r} differs from file name VPD {file_name.vpd!r}"
+            RejectionCode.WRONG_FORMAT,
+            f"line 1 field vpd: header VPD {vpd!r} differs from file name VPD {file_name.vpd!r}",
         )
     try:
         created_at = _required_timestamp(created, "file creation timestamp")

@@ -233,6 +233,11 @@ class EsrFile:
 
     def records(self) -> Iterator[tuple[int, ParsedLine]]:
         """Second pass: (line number, parsed line) for every data line between HDR and TRL."""
+        for number, _raw, parsed in self.lines():
+            yield number, parsed
+
+    def lines(self) -> Iterator[tuple[int, bytes, ParsedLine]]:
+        """Like `records`, with each line's bytes (cut at the length limit) for the import log."""
         scan_result = self.scan
         stream = self._stream
         assert stream is not None
@@ -243,7 +248,7 @@ class EsrFile:
             if number >= scan_result.last_line_no:
                 break
             if too_long:
-                yield number, Quarantined(
+                yield number, raw, Quarantined(
                     raw[:3].decode("latin-1"), f"line is longer than {self.max_line_bytes} bytes"
                 )
                 continue
@@ -254,15 +259,24 @@ class EsrFile:
                 continue
             text, problem = decode_line(raw, scan_result.utf8_bom)
             if text is None:
-                yield number, Quarantined(raw[:3].decode("latin-1"), problem or "unreadable line")
+                yield number, raw, Quarantined(raw[:3].decode("latin-1"), problem or "unreadable line")
                 continue
             fields = text.split(DELIMITER)
             if fields[0] in (HEADER_CODE, TRAILER_CODE):
-                yield number, Quarantined(fields[0], f"{fields[0]} record inside the file body")
+                yield number, raw, Quarantined(fields[0], f"{fields[0]} record inside the file body")
                 continue
-            yield number, parse_fields(fields)
+            yield number, raw, parse_fields(fields)
         if os.fstat(stream.fileno()).st_size != scan_result.size:
             raise FileRejected(
                 RejectionCode.BYTE_COUNT,
                 f"{self.path} changed size while it was read ({scan_result.size} bytes when scanned)",
             )
+
+
+def display_text(raw: bytes) -> str:
+    """A line's bytes as text for people: decoded like the reader does, odd bytes shown as escapes."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("cp1252", errors="backslashreplace")
+    return "".join(ch if ch.isprintable() or ch == "\t" else f"\\x{ord(ch):02x}" for ch in text)

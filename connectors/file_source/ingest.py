@@ -1,0 +1,352 @@
+"""The file-ingest job: one ESR file in, every record out on `esr.records`, the file accounted for.
+
+Order of work for one file (DESIGN §2, §3):
+1. scan and check the file itself (name, header, trailer, count) — nothing is published for a rejected file;
+2. same SHA-256 already published → a no-op that says so;
+3. known, active trust (VPD_NOT_FOUND otherwise) and sequence = last or last+1 (WRONG_SEQUENCE otherwise,
+   held until an operator forces it);
+4. FILE_STARTED, then every data line: a record event, a quarantined line or a skipped unknown code;
+5. flush (any delivery failure fails the file loudly), then the ledger row and FILE_COMPLETED.
+
+A dry run (`esr validate`) does all of it but publish and write: it reads the ledger for the trust and
+sequence checks and reports what a real ingest would do.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from esr.codec.events import Provenance, control_event, record_event
+from esr.codec.framing import Encoder
+
+from connectors.file_source.ledger import PUBLISHED_STATUSES, FileFacts, Ledger, LineError, OwnerIndex
+from esr.format.header import FileRejected, RejectionCode
+from esr.format.layouts import EntityType
+from esr.format.lines import Delete, Quarantined, Record, Unknown
+from esr.format.reader import EsrFile, FileScan, display_text
+from esr.kafka.producer import Publisher
+from esr.kafka.topics import CONTROL, RECORDS
+
+log = logging.getLogger(__name__)
+
+_RAW_LINE_LIMIT = 4000
+_ERROR_BATCH = 1000
+
+Progress = Callable[[int, int], None]  # (lines done, lines in all)
+
+
+@dataclass
+class FileReport:
+    """The outcome of one file, for the CLI summary and the tests."""
+
+    path: Path
+    status: str  # published | rejected | duplicate | failed | valid (dry run)
+    file_name: str
+    sha256: str | None = None
+    vpd: str | None = None
+    sequence: int | None = None
+    extract_type: str | None = None
+    rejection_code: RejectionCode | None = None
+    message: str | None = None
+    line_count: int = 0
+    record_count: int = 0
+    quarantined_count: int = 0
+    warning_count: int = 0
+    unknown_count: int = 0
+    counts_by_code: dict[str, int] = field(default_factory=dict)
+    file_warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("published", "duplicate", "valid")
+
+
+@dataclass
+class IngestSettings:
+    force: bool = False
+    strict_count: bool = True
+    dry_run: bool = False
+
+
+def _facts(path: Path, scan: FileScan | None) -> FileFacts:
+    name = scan.file_name if scan else None
+    header = scan.header if scan else None
+    return FileFacts(
+        sha256=scan.sha256 if scan else "",
+        file_name=path.name,
+        vpd=header.vpd if header else (name.vpd if name else None),
+        sequence=name.sequence if name else None,
+        extract_type=name.extract_type.value if name else None,
+        extract_date=name.extract_date if name else None,
+        run_date=header.run_date if header else None,
+        line_count=scan.line_count if scan else None,
+        size_bytes=scan.size if scan else None,
+    )
+
+
+def _raw_text(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    text = raw.replace("\x00", "\\x00")
+    return text if len(text) <= _RAW_LINE_LIMIT else text[:_RAW_LINE_LIMIT] + "…(cut)"
+
+
+class FileIngest:
+    """Ingests files one at a time with one ledger, one encoder and (unless dry) one publisher."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        encoder: Encoder,
+        publisher: Publisher | None,
+        settings: IngestSettings | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.encoder = encoder
+        self.publisher = publisher
+        self.settings = settings or IngestSettings()
+        if publisher is None and not self.settings.dry_run:
+            raise ValueError("a publisher is needed unless this is a dry run")
+
+    # -- checks --------------------------------------------------------------------------------
+
+    def _check_trust_and_sequence(self, esr_file: EsrFile) -> None:
+        vpd = esr_file.header.vpd
+        trust = self.ledger.trust(vpd)
+        if trust is None:
+            raise FileRejected(
+                RejectionCode.VPD_NOT_FOUND, f"no trust is registered for VPD {vpd} (esr trust add --vpd {vpd})"
+            )
+        if not trust.active:
+            raise FileRejected(RejectionCode.VPD_NOT_FOUND, f"trust {vpd} ({trust.name}) is archived")
+        sequence = esr_file.file_name.sequence
+        last = trust.last_sequence
+        if last is None or sequence in (last, last + 1) or self.settings.force:
+            return
+        raise FileRejected(
+            RejectionCode.WRONG_SEQUENCE,
+            f"sequence {sequence} is neither the trust's last sequence {last} nor the next ({last + 1}); "
+            "the file is held: ingest it again with --force to accept it",
+        )
+
+    # -- the job -------------------------------------------------------------------------------
+
+    def ingest(self, path: Path, progress: Progress | None = None) -> FileReport:
+        started = time.monotonic()
+        report = self._ingest(path, progress)
+        report.seconds = time.monotonic() - started
+        return report
+
+    def _ingest(self, path: Path, progress: Progress | None) -> FileReport:
+        with EsrFile(path, strict_count=self.settings.strict_count) as esr_file:
+            try:
+                scan = esr_file.open()
+            except FileRejected as rejection:
+                scan_or_none = esr_file._scan
+                return self._rejected(path, scan_or_none, rejection)
+            report = FileReport(
+                path=path,
+                status="valid",
+                file_name=path.name,
+                sha256=scan.sha256,
+                vpd=esr_file.header.vpd,
+                sequence=esr_file.file_name.sequence,
+                extract_type=esr_file.file_name.extract_type.value,
+                line_count=scan.line_count,
+                file_warnings=list(scan.warnings),
+            )
+            previous = self.ledger.import_file(scan.sha256)
+            if previous is not None and previous.status in PUBLISHED_STATUSES:
+                report.status = "duplicate"
+                report.message = (
+                    f"already ingested as {previous.file_name} on {previous.received_at:%Y-%m-%d %H:%M} "
+                    f"({previous.status}, {previous.record_count} records); nothing done"
+                )
+                return report
+            with self.ledger.trust_lock(report.vpd or ""):
+                try:
+                    self._check_trust_and_sequence(esr_file)
+                except FileRejected as rejection:
+                    return self._rejected(path, scan, rejection)
+                return self._publish(esr_file, report, progress)
+
+    def _rejected(self, path: Path, scan: FileScan | None, rejection: FileRejected) -> FileReport:
+        facts = _facts(path, scan)
+        report = FileReport(
+            path=path,
+            status="rejected",
+            file_name=path.name,
+            sha256=scan.sha256 if scan else None,
+            vpd=facts.vpd,
+            sequence=facts.sequence,
+            extract_type=facts.extract_type,
+            rejection_code=rejection.code,
+            message=rejection.message,
+            line_count=scan.line_count if scan else 0,
+        )
+        log.warning("%s rejected: %s", path.name, rejection)
+        if self.settings.dry_run or scan is None:
+            return report  # no content hash (unreadable file): nothing to key a ledger row on
+        self.ledger.record_rejected(facts, rejection.code.name, rejection.message)
+        if self.publisher is not None:
+            self._control("FILE_REJECTED", facts, report)
+            self.publisher.flush()
+        return report
+
+    def _control(self, event_type: str, facts: FileFacts, report: FileReport) -> None:
+        assert self.publisher is not None
+        event = control_event(
+            event_type=event_type,
+            vpd=facts.vpd or "",
+            file_name=facts.file_name,
+            file_sha256=facts.sha256,
+            sequence=facts.sequence,
+            extract_type=facts.extract_type,
+            run_date=facts.run_date,
+            line_count=report.line_count,
+            record_count=report.record_count,
+            quarantined_count=report.quarantined_count,
+            warning_count=report.warning_count,
+            unknown_count=report.unknown_count,
+            counts_by_code=report.counts_by_code,
+            rejection_code=report.rejection_code.name if report.rejection_code else None,
+            message=report.message,
+        )
+        self.publisher.send(
+            CONTROL, (facts.vpd or "").encode(), self.encoder.encode_control(event),
+            [("esr.event_type", event_type.encode())],
+        )
+
+    def _publish(self, esr_file: EsrFile, report: FileReport, progress: Progress | None) -> FileReport:
+        scan = esr_file.scan
+        facts = _facts(esr_file.path, scan)
+        header = esr_file.header
+        vpd = header.vpd
+        provenance = Provenance(
+            vpd=vpd,
+            file_name=esr_file.path.name,
+            file_sha256=scan.sha256,
+            sequence=esr_file.file_name.sequence,
+            extract_type=esr_file.file_name.extract_type.value,
+            extract_date=esr_file.file_name.extract_date,
+            run_date=header.run_date,
+            previous_run_date=header.previous_run_date,
+        )
+        dry = self.settings.dry_run
+        if not dry:
+            self.ledger.record_received(facts, forced=self.settings.force)
+            self._control("FILE_STARTED", facts, report)
+        owners = OwnerIndex(self.ledger.conn, dry_run=dry)
+        errors: list[LineError] = []
+        counts: Counter[str] = Counter()
+        publisher = self.publisher
+        encoder = self.encoder
+        content_type = [("content-type", encoder.record_content_type.encode())]
+        total = scan.line_count
+
+        def flush_errors() -> None:
+            if not dry:
+                self.ledger.add_line_errors(scan.sha256, errors)
+            errors.clear()
+
+        try:
+            done = 0
+            for line_no, raw, parsed in esr_file.lines():
+                done += 1
+                if progress is not None and done % 2000 == 0:
+                    progress(done, total)
+                if isinstance(parsed, Record):
+                    layout = parsed.layout
+                    person_id = parsed.person_id
+                    if person_id is not None and layout.entity is not EntityType.PERSON:
+                        owners.add(vpd, layout.entity.value, parsed.entity_id, person_id)
+                    key = (
+                        f"{vpd}:{person_id}" if person_id is not None
+                        else f"{vpd}:{layout.entity.value}:{parsed.entity_id}"
+                    )
+                    event = record_event(parsed, provenance, line_no, person_id)
+                    code = layout.code
+                elif isinstance(parsed, Delete):
+                    layout = parsed.layout
+                    code = layout.delete_code
+                    if layout.entity is EntityType.PERSON:
+                        person_id = parsed.entity_id
+                    elif layout.person_scoped:
+                        person_id = owners.owner(vpd, layout.entity.value, parsed.entity_id)
+                        if person_id is None:
+                            report.quarantined_count += 1
+                            errors.append(LineError(
+                                line_no, code, "quarantined", layout.key_field,
+                                f"{code} deletes {layout.entity.value.lower()} {parsed.entity_id}, which no "
+                                "file of this trust has added: no person to route it to",
+                                _raw_text(display_text(raw)),
+                            ))
+                            continue
+                    else:
+                        person_id = None
+                    key = (
+                        f"{vpd}:{person_id}" if person_id is not None
+                        else f"{vpd}:{layout.entity.value}:{parsed.entity_id}"
+                    )
+                    event = record_event(parsed, provenance, line_no, person_id)
+                elif isinstance(parsed, Quarantined):
+                    report.quarantined_count += 1
+                    errors.append(LineError(line_no, parsed.code or None, "quarantined", parsed.field,
+                                            parsed.reason, _raw_text(display_text(raw))))
+                    if len(errors) >= _ERROR_BATCH:
+                        flush_errors()
+                    continue
+                else:
+                    assert isinstance(parsed, Unknown)
+                    report.unknown_count += 1
+                    counts[parsed.code] += 1
+                    errors.append(LineError(line_no, parsed.code, "skipped", None,
+                                            f"unknown record code {parsed.code}: skipped",
+                                            _raw_text(display_text(raw))))
+                    continue
+                if parsed.issues:
+                    report.warning_count += 1
+                    errors.append(LineError(
+                        line_no, code, "warning", parsed.issues[0].field,
+                        "; ".join(str(issue) for issue in parsed.issues), _raw_text(display_text(raw)),
+                    ))
+                    if len(errors) >= _ERROR_BATCH:
+                        flush_errors()
+                counts[code] += 1
+                report.record_count += 1
+                if publisher is not None:
+                    publisher.send(RECORDS, key.encode(), encoder.encode_record(event), content_type)
+            owners.flush()
+            flush_errors()
+            if progress is not None:
+                progress(total, total)
+            report.counts_by_code = dict(sorted(counts.items()))
+            if dry:
+                return report
+            assert publisher is not None
+            publisher.flush()
+        except Exception as exc:
+            if not dry:
+                self.ledger.record_failed(scan.sha256, f"{type(exc).__name__}: {exc}")
+            report.status = "failed"
+            report.message = f"{type(exc).__name__}: {exc}"
+            log.exception("%s failed", esr_file.path.name)
+            raise
+        message = "; ".join(report.file_warnings) or None
+        self.ledger.record_published(
+            scan.sha256, vpd, esr_file.file_name.sequence,
+            record_count=report.record_count, error_count=report.quarantined_count,
+            warning_count=report.warning_count, unknown_count=report.unknown_count,
+            counts_by_code=report.counts_by_code, message=message,
+        )
+        report.status = "published"
+        report.message = message
+        self._control("FILE_COMPLETED", facts, report)
+        publisher.flush()
+        return report

