@@ -36,7 +36,13 @@ class FileRejected(Exception):
         self.message = message
 
 
-_FILE_NAME = re.compile(r"^GO_(?P<vpd>[0-9A-Za-z]{3})_EXP_GO(?P<type>[FC])_(?P<date>\d{8})_(?P<seq>\d{8})\.DAT$")
+_FILE_NAME = re.compile(
+    r"GO_(?P<vpd>[0-9A-Za-z]{3})_EXP_GO(?P<type>[FC])_(?P<date>[0-9]{8})_(?P<seq>[0-9]{8})\.DAT", re.ASCII
+)
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()  # str.isdigit alone accepts "²" and other scripts' digits
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +56,7 @@ class FileName:
 
 def parse_file_name(name: str) -> FileName:
     """`GO_<VPD>_EXP_GO{F|C}_<YYYYMMDD>_<NNNNNNNN>.DAT` (§1.2); anything else is WRONG_FORMAT."""
-    match = _FILE_NAME.match(name)
+    match = _FILE_NAME.fullmatch(name)  # not match(): "$" would allow a trailing newline
     if match is None:
         raise FileRejected(
             RejectionCode.WRONG_FORMAT,
@@ -101,22 +107,26 @@ def parse_header(line: str, file_name: FileName) -> Header:
         )
     try:
         created_at = _required_timestamp(created, "file creation timestamp")
-        previous_run_date = parse_timestamp(previous)
+        previous_run_date = _optional_timestamp(previous, "previous run date")
         run_date = _required_timestamp(run, "run date")
     except ValueError as exc:
         raise FileRejected(RejectionCode.WRONG_FORMAT, f"line 1: {exc}") from None
-    if len(version) != 2 or not version.isdigit():
+    if len(version) != 2 or not _digits(version):
         raise FileRejected(
             RejectionCode.WRONG_FORMAT, f"line 1 field interface_version: {version!r} is not a 2-digit version"
         )
     return Header(name, created_at, vpd, previous_run_date, run_date, version)
 
 
-def _required_timestamp(text: str, what: str) -> dt.datetime:
+def _optional_timestamp(text: str, what: str) -> dt.datetime | None:
     try:
-        value = parse_timestamp(text)
+        return parse_timestamp(text)
     except ValueError as exc:
         raise ValueError(f"field {what}: {exc}") from None
+
+
+def _required_timestamp(text: str, what: str) -> dt.datetime:
+    value = _optional_timestamp(text, what)
     if value is None:
         raise ValueError(f"field {what} is empty")
     return value
@@ -129,7 +139,7 @@ def parse_trailer(line: str, line_no: int) -> int:
         raise FileRejected(
             RejectionCode.NO_TRAILER, f"last line (line {line_no}) is not a {TRAILER_CODE} record: {line[:40]!r}"
         )
-    if len(fields) != TRAILER_FIELD_COUNT or not fields[1].strip().isdigit():
+    if len(fields) != TRAILER_FIELD_COUNT or not _digits(fields[1].strip()):
         raise FileRejected(
             RejectionCode.NO_TRAILER, f"line {line_no}: invalid trailer {line[:40]!r} (expected TRL~<count>)"
         )

@@ -102,6 +102,17 @@ _REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     )
     for layout in BY_CODE.values()
 }
+# Other fields the reference marks mandatory: their absence is reported, the row still goes on.
+_OTHER_MANDATORY: dict[str, tuple[str, ...]] = {
+    layout.code: tuple(
+        f.name for f in layout.data_fields if f.mandatory and f.name not in _REQUIRED_KEYS[layout.code]
+    )
+    for layout in BY_CODE.values()
+}
+
+
+def _numeric(text: str) -> bool:
+    return text.isascii() and text.isdigit()  # str.isdigit alone accepts "²" and other scripts' digits
 
 
 def parse_fields(fields: list[str]) -> ParsedLine:
@@ -138,11 +149,14 @@ def _parse_record(layout: Layout, fields: list[str]) -> ParsedLine:
             issues.append(FieldIssue(name, raw, f"longer than {max_length} characters (kept whole)"))
     for name in _REQUIRED_KEYS[layout.code]:
         value = values[name]
-        if value is None:
+        if value is None or (isinstance(value, str) and not value.strip()):
             return Quarantined(layout.code, f"{layout.code} has no {name}", name)
         assert isinstance(value, str)
-        if not value.isdigit():
+        if not _numeric(value):
             issues.append(FieldIssue(name, value, "ESR id is not numeric (kept as text)"))
+    for name in _OTHER_MANDATORY[layout.code]:
+        if values[name] is None and not any(issue.field == name for issue in issues):
+            issues.append(FieldIssue(name, "", "mandatory field is empty"))
     extra = fields[expected:]
     if any(extra):
         issues.append(FieldIssue("(extra)", DELIMITER.join(extra), f"{len(extra)} extra trailing field(s)"))
@@ -150,11 +164,11 @@ def _parse_record(layout: Layout, fields: list[str]) -> ParsedLine:
 
 
 def _parse_delete(layout: Layout, fields: list[str]) -> ParsedLine:
-    if len(fields) < DELETE_FIELD_COUNT or not fields[1]:
+    if len(fields) < DELETE_FIELD_COUNT or not fields[1].strip():
         return Quarantined(layout.delete_code, f"{layout.delete_code} has no {layout.key_field}", layout.key_field)
     entity_id = fields[1]
     issues = []
-    if not entity_id.isdigit():
+    if not _numeric(entity_id):
         issues.append(FieldIssue(layout.key_field, entity_id, "ESR id is not numeric (kept as text)"))
     extra = fields[DELETE_FIELD_COUNT:]
     if any(extra):

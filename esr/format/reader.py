@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -208,21 +209,35 @@ class EsrFile:
     def open(self) -> FileScan:
         """Scan and check the file; on rejection the scan (hash, counts) is still available as `.scan`."""
         try:
+            # Checked before opening as well as after: opening a FIFO blocks until something writes to it.
+            if not stat.S_ISREG(self.path.stat().st_mode):
+                raise FileRejected(RejectionCode.FILE_NOT_AVAILABLE, f"{self.path} is not a regular file")
             self._stream = open(self.path, "rb")  # noqa: SIM115 - closed by close()/__exit__
         except OSError as exc:
             raise FileRejected(
                 RejectionCode.FILE_NOT_AVAILABLE, f"{self.path}: cannot be read ({exc.strerror})"
             ) from None
-        if not self.path.is_file():
+        if not stat.S_ISREG(os.fstat(self._stream.fileno()).st_mode):
             raise FileRejected(RejectionCode.FILE_NOT_AVAILABLE, f"{self.path} is not a regular file")
         result = self._scan = scan(self._stream, self.path, max_line_bytes=self.max_line_bytes)
         result.file_name = parse_file_name(self.path.name)
-        if result.line_count == 0 or result.first_line is None:
-            raise FileRejected(RejectionCode.NO_HEADER, "the file is empty" if result.size == 0 else
-                               "line 1 is not readable text (binary data?)")
+        if result.line_count == 0:
+            raise FileRejected(
+                RejectionCode.NO_HEADER,
+                "the file is empty"
+                if result.size == (len(UTF8_BOM) if result.utf8_bom else 0)
+                else "the file holds only blank lines",
+            )
+        if result.first_line is None:
+            raise FileRejected(RejectionCode.NO_HEADER, "line 1 is not readable text (binary data?)")
         result.header = parse_header(result.first_line, result.file_name)
-        if result.line_count < 2 or result.last_line is None:
+        if result.line_count < 2:
             raise FileRejected(RejectionCode.NO_TRAILER, "the file ends after its header (no TRL record)")
+        if result.last_line is None:
+            raise FileRejected(
+                RejectionCode.NO_TRAILER,
+                f"last line (line {result.last_line_no}) is not readable text (binary data?), not a TRL record",
+            )
         result.trailer_count = parse_trailer(result.last_line, result.last_line_no)
         warning = check_record_count(result.trailer_count, result.line_count, self.strict_count)
         if warning:
@@ -247,15 +262,17 @@ class EsrFile:
         for number, raw, too_long in iter_raw_lines(stream, limit=limit, max_line_bytes=self.max_line_bytes):
             if number >= scan_result.last_line_no:
                 break
+            if not raw.strip():  # the same test as scan(): an over-long line is judged by its kept part
+                continue
+            if not seen_header:
+                # The first non-blank line, as in scan(), even when over-long: were it quarantined here, the
+                # next line would be taken for the header and dropped unseen.
+                seen_header = True
+                continue
             if too_long:
                 yield number, raw, Quarantined(
                     raw[:3].decode("latin-1"), f"line is longer than {self.max_line_bytes} bytes"
                 )
-                continue
-            if not raw.strip():
-                continue
-            if not seen_header:
-                seen_header = True  # line 1 (checked by open())
                 continue
             text, problem = decode_line(raw, scan_result.utf8_bom)
             if text is None:

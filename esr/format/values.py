@@ -7,8 +7,9 @@ for an operator; the caller decides whether that quarantines the line or only nu
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 
 from esr.format.layouts import Field, FieldType
 
@@ -19,12 +20,19 @@ Value = str | int | Decimal | dt.date | dt.datetime | None
 END_OF_TIME = dt.date(4712, 12, 31)
 _ZERO_DATE = "00000000"
 _ZERO_TIMESTAMP = "00000000 000000"
+# ASCII only: `str.isdigit`, `int` and `Decimal` also accept other scripts' digits ("٢٠٢٤", "²").
+_INT = re.compile(r"[+-]?[0-9]+")
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 def parse_date(text: str) -> dt.date | None:
     if not text or text == _ZERO_DATE:
         return None
-    if len(text) != 8 or not text.isdigit():
+    if len(text) != 8 or not _digits(text):
         raise ValueError(f"{text!r} is not a date (YYYYMMDD)")
     try:
         return dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
@@ -35,7 +43,7 @@ def parse_date(text: str) -> dt.date | None:
 def parse_timestamp(text: str) -> dt.datetime | None:
     if not text or text == _ZERO_TIMESTAMP:
         return None
-    if len(text) != 15 or text[8] != " " or not (text[:8].isdigit() and text[9:].isdigit()):
+    if len(text) != 15 or text[8] != " " or not (_digits(text[:8]) and _digits(text[9:])):
         raise ValueError(f"{text!r} is not a timestamp (YYYYMMDD HHMMSS)")
     try:
         return dt.datetime(
@@ -49,9 +57,12 @@ def parse_int(text: str) -> int | None:
     if not text:
         return None
     stripped = text.strip()
-    if not stripped.lstrip("+-").isdigit():
+    if _INT.fullmatch(stripped) is None:
         raise ValueError(f"{text!r} is not a whole number")
-    return int(stripped)
+    try:
+        return int(stripped)
+    except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+        raise ValueError(f"{text[:20]!r}... is too long for a whole number") from None
 
 
 def decimal_parser(precision: int, scale: int) -> Callable[[str], Decimal | None]:
@@ -64,14 +75,19 @@ def decimal_parser(precision: int, scale: int) -> Callable[[str], Decimal | None
             raise ValueError(f"{text!r} is not a decimal number") from None
         if not value.is_finite():
             raise ValueError(f"{text!r} is not a finite decimal number")
+        if _DECIMAL.fullmatch(text.strip()) is None:  # e.g. "1_000", non-ASCII digits
+            raise ValueError(f"{text!r} is not a decimal number")
         exponent = value.as_tuple().exponent
         assert isinstance(exponent, int)
         if exponent < -scale:
             raise ValueError(f"{text!r} has more than {scale} decimal places")
-        quantized = value.quantize(Decimal(1).scaleb(-scale))
-        if len(quantized.as_tuple().digits) > precision:
+        # Checked before quantizing: quantize() raises InvalidOperation (not a ValueError) past the
+        # context precision, e.g. for "1e30".
+        if value and value.adjusted() >= precision - scale:
             raise ValueError(f"{text!r} has more than {precision} significant digits")
-        return quantized
+        with localcontext() as context:
+            context.prec = max(context.prec, precision)
+            return value.quantize(Decimal(1).scaleb(-scale))
 
     return parse_decimal
 
@@ -106,7 +122,11 @@ def format_value(value: Value) -> str:
     if value is None:
         return ""
     if isinstance(value, dt.datetime):  # before date: datetime is a date
-        return value.strftime("%Y%m%d %H%M%S")
+        # Not strftime: "%Y" does not zero-pad years before 1000 on every platform.
+        return (
+            f"{value.year:04d}{value.month:02d}{value.day:02d} "
+            f"{value.hour:02d}{value.minute:02d}{value.second:02d}"
+        )
     if isinstance(value, dt.date):
         return f"{value.year:04d}{value.month:02d}{value.day:02d}"
     if isinstance(value, Decimal):
