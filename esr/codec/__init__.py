@@ -1,0 +1,38 @@
+"""Avro events of the ESR topics: schemas, framing, builders, encoder and decoder.
+
+Typical producer:  `Encoder("record-event").encode(record_event(line, provenance, line_no))`.
+Typical consumer:  `Decoder("record-event").decode(message.value())` -> dict, or `UndecodableMessage`.
+"""
+
+from esr.codec.events import (
+    Action,
+    ControlEvent,
+    ControlEventType,
+    Provenance,
+    RecordEvent,
+    control_event,
+    record_event,
+)
+from esr.codec.framing import UndecodableMessage, content_type, fingerprint
+from esr.codec.schemas import CONTROL_EVENT, RECORD_EVENT, SUBJECTS, Subject
+from esr.codec.serde import Decoder, Encoder, Registry
+
+__all__ = [
+    "CONTROL_EVENT",
+    "RECORD_EVENT",
+    "SUBJECTS",
+    "Action",
+    "ControlEvent",
+    "ControlEventType",
+    "Decoder",
+    "Encoder",
+    "Provenance",
+    "RecordEvent",
+    "Registry",
+    "Subject",
+    "UndecodableMessage",
+    "content_type",
+    "control_event",
+    "fingerprint",
+    "record_event",
+]
