@@ -10,10 +10,14 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from esr.config import Settings
+
+if TYPE_CHECKING:
+    from connectors.file_source.ingest import FileIngest, FileReport
 
 log = logging.getLogger("esr")
 
@@ -86,10 +90,7 @@ class _ProgressLine:
         sys.stderr.flush()
 
 
-def _print_report(report: object) -> None:
-    from connectors.file_source.ingest import FileReport
-
-    assert isinstance(report, FileReport)
+def _print_report(report: FileReport) -> None:
     status = report.status.upper()
     if report.rejection_code is not None:
         status += f" {report.rejection_code.name} ({report.rejection_code.value})"
@@ -114,33 +115,33 @@ def _print_report(report: object) -> None:
 
 
 @contextmanager
-def _file_ingest(settings: Settings, *, dry_run: bool, force: bool, strict_count: bool) -> Iterator[object]:
+def _file_ingest(settings: Settings, *, dry_run: bool, force: bool, strict_count: bool) -> Iterator[FileIngest]:
     from connectors.file_source.ingest import FileIngest, IngestSettings
     from connectors.file_source.ledger import Ledger
-    from esr.codec.framing import Encoder
+    from esr.codec import Registry
     from esr.kafka.config import client_config, producer_config
     from esr.kafka.producer import Publisher
     from esr.kafka.topics import ensure_topics
 
     url = _database_url(settings)
     publisher = None
-    encoder = Encoder(registry_url=settings.schema_registry_url)
+    registry = Registry.from_url(settings.schema_registry_url) if settings.schema_registry_url else None
     if not dry_run:
         bootstrap = _bootstrap_servers(settings)
         ensure_topics(client_config(settings, bootstrap), settings.partitions, settings.replication_factor)
         publisher = Publisher(producer_config(settings, bootstrap))
     with Ledger(url) as ledger:
         yield FileIngest(
-            ledger, encoder, publisher, IngestSettings(force=force, strict_count=strict_count, dry_run=dry_run)
+            ledger,
+            publisher,
+            IngestSettings(force=force, strict_count=strict_count, dry_run=dry_run),
+            registry=registry,
         )
 
 
 def _ingest_all(settings: Settings, files: Sequence[Path], *, dry_run: bool, force: bool, strict: bool) -> int:
-    from connectors.file_source.ingest import FileIngest
-
     failures = 0
     with _file_ingest(settings, dry_run=dry_run, force=force, strict_count=strict) as job:
-        assert isinstance(job, FileIngest)
         for path in files:
             report = job.ingest(path, _ProgressLine(path.name))
             _print_report(report)

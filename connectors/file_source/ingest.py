@@ -19,12 +19,11 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
-from esr.codec.events import Provenance, control_event, record_event
-from esr.codec.framing import Encoder
-
 from connectors.file_source.ledger import PUBLISHED_STATUSES, FileFacts, Ledger, LineError, OwnerIndex
+from esr.codec import Encoder, Provenance, Registry, control_event, record_event
 from esr.format.header import FileRejected, RejectionCode
 from esr.format.layouts import EntityType
 from esr.format.lines import Delete, Quarantined, Record, Unknown
@@ -98,17 +97,22 @@ def _raw_text(raw: str | None) -> str | None:
 
 
 class FileIngest:
-    """Ingests files one at a time with one ledger, one encoder and (unless dry) one publisher."""
+    """Ingests files one at a time with one ledger, the two event encoders and (unless dry) one publisher.
+
+    `registry` switches the framing from Avro single-object encoding to the Confluent wire format.
+    """
 
     def __init__(
         self,
         ledger: Ledger,
-        encoder: Encoder,
         publisher: Publisher | None,
         settings: IngestSettings | None = None,
+        *,
+        registry: Registry | None = None,
     ) -> None:
         self.ledger = ledger
-        self.encoder = encoder
+        self.record_encoder = Encoder("record-event", registry=registry)
+        self.control_encoder = Encoder("control-event", registry=registry)
         self.publisher = publisher
         self.settings = settings or IngestSettings()
         if publisher is None and not self.settings.dry_run:
@@ -219,25 +223,16 @@ class FileIngest:
             message=report.message,
         )
         self.publisher.send(
-            CONTROL, (facts.vpd or "").encode(), self.encoder.encode_control(event),
-            [("esr.event_type", event_type.encode())],
+            CONTROL, (facts.vpd or "").encode(), self.control_encoder.encode(event),
+            [*self.control_encoder.headers, ("esr.event_type", event_type.encode())],
         )
 
     def _publish(self, esr_file: EsrFile, report: FileReport, progress: Progress | None) -> FileReport:
         scan = esr_file.scan
         facts = _facts(esr_file.path, scan)
-        header = esr_file.header
-        vpd = header.vpd
-        provenance = Provenance(
-            vpd=vpd,
-            file_name=esr_file.path.name,
-            file_sha256=scan.sha256,
-            sequence=esr_file.file_name.sequence,
-            extract_type=esr_file.file_name.extract_type.value,
-            extract_date=esr_file.file_name.extract_date,
-            run_date=header.run_date,
-            previous_run_date=header.previous_run_date,
-        )
+        vpd = esr_file.header.vpd
+        provenance = Provenance.from_scan(scan)
+        ingested_at = datetime.now(UTC)
         dry = self.settings.dry_run
         if not dry:
             self.ledger.record_received(facts, forced=self.settings.force)
@@ -246,14 +241,19 @@ class FileIngest:
         errors: list[LineError] = []
         counts: Counter[str] = Counter()
         publisher = self.publisher
-        encoder = self.encoder
-        content_type = [("content-type", encoder.record_content_type.encode())]
+        encode = self.record_encoder.encode
+        headers = self.record_encoder.headers
         total = scan.line_count
 
         def flush_errors() -> None:
             if not dry:
                 self.ledger.add_line_errors(scan.sha256, errors)
             errors.clear()
+
+        def add_error(error: LineError) -> None:
+            errors.append(error)
+            if len(errors) >= _ERROR_BATCH:
+                flush_errors()
 
         try:
             done = 0
@@ -270,7 +270,7 @@ class FileIngest:
                         f"{vpd}:{person_id}" if person_id is not None
                         else f"{vpd}:{layout.entity.value}:{parsed.entity_id}"
                     )
-                    event = record_event(parsed, provenance, line_no, person_id)
+                    event = record_event(parsed, provenance, line_no, person_id, ingested_at=ingested_at)
                     code = layout.code
                 elif isinstance(parsed, Delete):
                     layout = parsed.layout
@@ -281,7 +281,7 @@ class FileIngest:
                         person_id = owners.owner(vpd, layout.entity.value, parsed.entity_id)
                         if person_id is None:
                             report.quarantined_count += 1
-                            errors.append(LineError(
+                            add_error(LineError(
                                 line_no, code, "quarantined", layout.key_field,
                                 f"{code} deletes {layout.entity.value.lower()} {parsed.entity_id}, which no "
                                 "file of this trust has added: no person to route it to",
@@ -294,34 +294,30 @@ class FileIngest:
                         f"{vpd}:{person_id}" if person_id is not None
                         else f"{vpd}:{layout.entity.value}:{parsed.entity_id}"
                     )
-                    event = record_event(parsed, provenance, line_no, person_id)
+                    event = record_event(parsed, provenance, line_no, person_id, ingested_at=ingested_at)
                 elif isinstance(parsed, Quarantined):
                     report.quarantined_count += 1
-                    errors.append(LineError(line_no, parsed.code or None, "quarantined", parsed.field,
-                                            parsed.reason, _raw_text(display_text(raw))))
-                    if len(errors) >= _ERROR_BATCH:
-                        flush_errors()
+                    add_error(LineError(line_no, parsed.code or None, "quarantined", parsed.field,
+                                        parsed.reason, _raw_text(display_text(raw))))
                     continue
                 else:
                     assert isinstance(parsed, Unknown)
                     report.unknown_count += 1
                     counts[parsed.code] += 1
-                    errors.append(LineError(line_no, parsed.code, "skipped", None,
-                                            f"unknown record code {parsed.code}: skipped",
-                                            _raw_text(display_text(raw))))
+                    add_error(LineError(line_no, parsed.code, "skipped", None,
+                                        f"unknown record code {parsed.code}: skipped",
+                                        _raw_text(display_text(raw))))
                     continue
                 if parsed.issues:
                     report.warning_count += 1
-                    errors.append(LineError(
+                    add_error(LineError(
                         line_no, code, "warning", parsed.issues[0].field,
                         "; ".join(str(issue) for issue in parsed.issues), _raw_text(display_text(raw)),
                     ))
-                    if len(errors) >= _ERROR_BATCH:
-                        flush_errors()
                 counts[code] += 1
                 report.record_count += 1
                 if publisher is not None:
-                    publisher.send(RECORDS, key.encode(), encoder.encode_record(event), content_type)
+                    publisher.send(RECORDS, key.encode(), encode(event), headers)
             owners.flush()
             flush_errors()
             if progress is not None:

@@ -43,7 +43,7 @@ class Publisher:
         topic: str,
         key: bytes | None,
         value: bytes | None,
-        headers: list[tuple[str, str | bytes | None]] | None = None,
+        headers: list[tuple[str, Any]] | None = None,  # Any: header values are bytes or str
     ) -> None:
         while True:
             try:

@@ -32,9 +32,21 @@ def free_port() -> int:
         return port
 
 
+def _wait_for_port(host: str, port: int, deadline: float) -> None:
+    """Until the port accepts connections: a Kafka client started earlier logs every refused attempt."""
+    while time.monotonic() < deadline:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex((host, port)) == 0:
+                return
+        time.sleep(0.05)
+
+
 def wait_until_ready(bootstrap: str, timeout: float = 20.0) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 2000})
     deadline = time.monotonic() + timeout
+    host, _, port = bootstrap.rpartition(":")
+    _wait_for_port(host, int(port), deadline)
+    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 2000})
     last: Exception | None = None
     while time.monotonic() < deadline:
         try:
@@ -95,10 +107,12 @@ class EmbeddedBroker:
         return self
 
     def stop(self) -> None:
+        """SIGTERM, then SIGKILL after a second: Tansu waits ~5 s for open client connections to close,
+        and being memory-only it has nothing to flush."""
         if self.process is not None:
             self.process.terminate()
             try:
-                self.process.wait(10)
+                self.process.wait(1)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
@@ -119,7 +133,7 @@ def _terminate_pid(pid: int) -> None:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
-    for _ in range(100):
+    for _ in range(20):
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
