@@ -14,14 +14,25 @@ from esr.codec.events import (
     record_event,
 )
 from esr.codec.framing import UndecodableMessage, content_type, fingerprint
-from esr.codec.schemas import CONTROL_EVENT, RECORD_EVENT, SUBJECTS, Subject
+from esr.codec.schemas import (
+    CHANGE_EVENT,
+    CONTROL_EVENT,
+    RECORD_EVENT,
+    SUBJECTS,
+    ChangeEventType,
+    ChangeOp,
+    Subject,
+)
 from esr.codec.serde import Decoder, Encoder, Registry
 
 __all__ = [
+    "CHANGE_EVENT",
     "CONTROL_EVENT",
     "RECORD_EVENT",
     "SUBJECTS",
     "Action",
+    "ChangeEventType",
+    "ChangeOp",
     "ControlEvent",
     "ControlEventType",
     "Decoder",

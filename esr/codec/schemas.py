@@ -38,6 +38,59 @@ class ControlEventType(enum.Enum):
     FILE_REJECTED = "FILE_REJECTED"
 
 
+class ChangeEventType(enum.Enum):
+    """The business change a change event reports (DESIGN §4); UNKNOWN is what an older reader sees."""
+
+    UNKNOWN = "UNKNOWN"
+    NEW_STARTER = "NEW_STARTER"
+    LEAVER = "LEAVER"
+    PERSON_UPDATED = "PERSON_UPDATED"
+    SURNAME_CHANGED = "SURNAME_CHANGED"
+    NAME_CHANGED = "NAME_CHANGED"
+    PERSON_DELETED = "PERSON_DELETED"
+    HOME_ADDRESS_ADDED = "HOME_ADDRESS_ADDED"
+    HOME_ADDRESS_CHANGED = "HOME_ADDRESS_CHANGED"
+    HOME_ADDRESS_ENDED = "HOME_ADDRESS_ENDED"
+    HOME_ADDRESS_DELETED = "HOME_ADDRESS_DELETED"
+    WORK_ADDRESS_CHANGED = "WORK_ADDRESS_CHANGED"
+    ASSIGNMENT_STARTED = "ASSIGNMENT_STARTED"
+    ASSIGNMENT_CHANGED = "ASSIGNMENT_CHANGED"
+    ASSIGNMENT_ENDED = "ASSIGNMENT_ENDED"
+    ASSIGNMENT_DELETED = "ASSIGNMENT_DELETED"
+    PRIMARY_ASSIGNMENT_CHANGED = "PRIMARY_ASSIGNMENT_CHANGED"
+    PHONE_ADDED = "PHONE_ADDED"
+    PHONE_CHANGED = "PHONE_CHANGED"
+    PHONE_ENDED = "PHONE_ENDED"
+    PHONE_DELETED = "PHONE_DELETED"
+    VEHICLE_ADDED = "VEHICLE_ADDED"
+    VEHICLE_CHANGED = "VEHICLE_CHANGED"
+    VEHICLE_ENDED = "VEHICLE_ENDED"
+    VEHICLE_DELETED = "VEHICLE_DELETED"
+    COSTING_ADDED = "COSTING_ADDED"
+    COSTING_CHANGED = "COSTING_CHANGED"
+    COSTING_ENDED = "COSTING_ENDED"
+    COSTING_DELETED = "COSTING_DELETED"
+    LOCATION_ADDED = "LOCATION_ADDED"
+    LOCATION_CHANGED = "LOCATION_CHANGED"
+    LOCATION_DELETED = "LOCATION_DELETED"
+    ORGANISATION_ADDED = "ORGANISATION_ADDED"
+    ORGANISATION_CHANGED = "ORGANISATION_CHANGED"
+    ORGANISATION_DELETED = "ORGANISATION_DELETED"
+    POSITION_ADDED = "POSITION_ADDED"
+    POSITION_CHANGED = "POSITION_CHANGED"
+    POSITION_DELETED = "POSITION_DELETED"
+    ABSENT_FROM_FULL_FILE = "ABSENT_FROM_FULL_FILE"
+
+
+class ChangeOp(enum.Enum):
+    """Debezium-style operation of a change event."""
+
+    CREATE = "c"
+    UPDATE = "u"
+    DELETE = "d"
+    REPLAY = "r"  # re-emitted by a replay (or a rebuild): the same event_id may have been delivered before
+
+
 def fullname(name: str) -> str:
     return f"{NAMESPACE}.{name}"
 
@@ -174,6 +227,72 @@ def control_event_schema() -> Schema:
     }
 
 
+def change_event_schema() -> Schema:
+    """The change event envelope of DESIGN §4, on esr.changes (FULL_TRANSITIVE: downstream readers upgrade
+    on their own schedule). Values in `changes`, `before` and `after` are canonical text: ISO dates
+    (`2024-03-01`) and timestamps (`2024-03-01T07:15:03`), decimals as plain digits with their scale
+    (`37.50000`); `before` / `after` hold only the non-null fields. Enums have an UNKNOWN default so a
+    symbol added later reads as UNKNOWN in an older reader instead of failing it."""
+    change = {
+        "type": "record",
+        "name": "FieldChange",
+        "fields": [
+            {"name": "field", "type": "string"},
+            {"name": "old", "type": ["null", "string"], **_NULL_DEFAULT},
+            {"name": "new", "type": ["null", "string"], **_NULL_DEFAULT},
+        ],
+    }
+    source = {
+        "type": "record",
+        "name": "ChangeSource",
+        "doc": "What caused the change: the ESR file and line, and the input message.",
+        "fields": [
+            {"name": "file_name", "type": "string", "default": ""},
+            {"name": "file_sha256", "type": "string", "default": ""},
+            {"name": "sequence", "type": ["null", "long"], **_NULL_DEFAULT},
+            {"name": "extract_type", "type": ["null", _extract_type()], **_NULL_DEFAULT},
+            {"name": "run_date", "type": ["null", _LOCAL_TS], **_NULL_DEFAULT},
+            {"name": "record_code", "type": ["null", "string"], **_NULL_DEFAULT},
+            {"name": "line_no", "type": ["null", "long"], **_NULL_DEFAULT, "doc": "null: not caused by one line"},
+            {"name": "topic", "type": ["null", "string"], **_NULL_DEFAULT},
+            {"name": "partition", "type": ["null", "int"], **_NULL_DEFAULT},
+            {"name": "offset", "type": ["null", "long"], **_NULL_DEFAULT},
+        ],
+    }
+    values = ["null", {"type": "map", "values": ["null", "string"]}]
+    entity_types = ["UNKNOWN", *(e.value for e in EntityType)]
+    return {
+        "type": "record",
+        "name": "ChangeEvent",
+        "namespace": NAMESPACE,
+        "doc": "One business change of an ESR entity, as published to esr.changes.",
+        "fields": [
+            {"name": "event_id", "type": "string", "doc": "deterministic: identical on every replay"},
+            {
+                "name": "event_type",
+                "type": _enum("ChangeEventType", [t.value for t in ChangeEventType], "UNKNOWN"),
+                "default": "UNKNOWN",
+            },
+            {"name": "op", "type": _enum("ChangeOp", [o.value for o in ChangeOp], "u"), "default": "u"},
+            {
+                "name": "entity_type",
+                "type": _enum("ChangeEntityType", entity_types, "UNKNOWN"),
+                "default": "UNKNOWN",
+            },
+            {"name": "entity_id", "type": "string"},
+            {"name": "vpd", "type": "string"},
+            {"name": "person_id", "type": ["null", "string"], **_NULL_DEFAULT},
+            {"name": "employee_number", "type": ["null", "string"], **_NULL_DEFAULT},
+            {"name": "changes", "type": {"type": "array", "items": change}, "default": []},
+            {"name": "before", "type": values, **_NULL_DEFAULT},
+            {"name": "after", "type": values, **_NULL_DEFAULT},
+            {"name": "effective_date", "type": ["null", _DATE], **_NULL_DEFAULT},
+            {"name": "source", "type": source},
+            {"name": "ts_ms", "type": "long", "default": 0, "doc": "processing time, ms since the epoch (UTC)"},
+        ],
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class Subject:
     name: str  # directory under schemas/
@@ -193,7 +312,8 @@ class Subject:
 
 RECORD_EVENT = Subject("record-event", "esr.records", Compatibility.BACKWARD_TRANSITIVE, record_event_schema)
 CONTROL_EVENT = Subject("control-event", "esr.control", Compatibility.FULL_TRANSITIVE, control_event_schema)
-SUBJECTS: dict[str, Subject] = {s.name: s for s in (RECORD_EVENT, CONTROL_EVENT)}
+CHANGE_EVENT = Subject("change-event", "esr.changes", Compatibility.FULL_TRANSITIVE, change_event_schema)
+SUBJECTS: dict[str, Subject] = {s.name: s for s in (RECORD_EVENT, CONTROL_EVENT, CHANGE_EVENT)}
 
 _VERSION_FILE = re.compile(r"^v([1-9][0-9]*)\.avsc$")
 
