@@ -1,0 +1,412 @@
+"""The PostgreSQL half of the sink: one transaction per batch with the data and the consumed offsets.
+
+A batch, in one transaction:
+1. COPY the change_event rows and each table's state rows into temporary staging tables;
+2. per table, `INSERT .. SELECT .. ON CONFLICT DO UPDATE .. WHERE <guard>`: the row only moves forward in
+   (src_sequence, src_line_no), and an event whose event_id `change_event` already holds writes nothing;
+3. soft deletes (tombstones under the same guard, and PERSON_DELETED cascades), in position order;
+4. `INSERT INTO change_event .. ON CONFLICT (event_id) DO NOTHING`;
+5. the consumed offsets into `esr.sink_offset`, fenced: each row must still hold the offset this sink
+   last read or wrote for the partition, otherwise another consumer has taken it over and the batch is
+   rolled back (`Fenced`);
+6. the caller's `before_commit` (dead letters are published and flushed there), then COMMIT.
+
+A value the database refuses (SQLSTATE class 22 data exception or 23 integrity violation) fails the whole
+statement: the batch is then retried in halves under savepoints until the refused events are isolated;
+they are returned (for the dead-letter topic) and everything else is written. Any other error (connection
+lost, server shutting down, ...) propagates: the caller backs off and retries, nothing is written.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import postgres, pq, sql
+from psycopg.adapt import Dumper
+
+from connectors.sink.mapping import (
+    CHANGE_EVENT_COLUMNS,
+    GUARD_COLUMNS,
+    PERSON_CHILD_TABLES,
+    TABLES,
+    Cascade,
+    Consumed,
+    JsonText,
+    Plan,
+    Refusal,
+    TableSpec,
+    Tombstone,
+    plan,
+)
+
+log = logging.getLogger(__name__)
+
+APPLICATION_NAME = "esr-sink"
+
+
+class Fenced(RuntimeError):
+    """The stored offset of a partition is not what this sink expected: someone else wrote it."""
+
+
+def is_refusal(exc: BaseException) -> bool:
+    """A refusal of the data itself (retrying cannot help), as opposed to the database being unavailable."""
+    if isinstance(exc, psycopg.DataError | psycopg.IntegrityError):
+        return True
+    sqlstate = getattr(exc, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate[:2] in ("22", "23")
+
+
+def describe(exc: BaseException) -> str:
+    sqlstate = getattr(exc, "sqlstate", None)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"{type(exc).__name__} ({sqlstate}): {text}" if sqlstate else f"{type(exc).__name__}: {text}"
+
+
+@dataclass
+class WriteResult:
+    events: int = 0  # change events in the batch (refused ones excluded)
+    change_events: int = 0  # change_event rows inserted (re-deliveries excluded)
+    state_rows: int = 0  # state rows inserted or updated (guarded no-ops excluded)
+    cascaded: int = 0  # rows soft-deleted by PERSON_DELETED cascades
+    refused: list[Refusal] = field(default_factory=list)
+    isolations: int = 0  # applies retried in halves because of a refusal
+    seconds: float = 0.0
+
+
+def _ident(*names: str) -> sql.Composable:
+    return sql.SQL(", ").join(sql.Identifier(n) for n in names)
+
+
+def _stage_name(table: str) -> sql.Identifier:
+    return sql.Identifier(f"sink_stage_{table}")
+
+
+_GUARD = sql.SQL("(t.src_sequence, t.src_line_no) <= (EXCLUDED.src_sequence, EXCLUDED.src_line_no)")
+_NOT_HELD = sql.SQL("NOT EXISTS (SELECT 1 FROM esr.change_event c WHERE c.event_id = {})")
+
+
+def _upsert_sql(spec: TableSpec) -> sql.Composed:
+    columns = spec.columns
+    updates = sql.SQL(", ").join(
+        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in columns[2:]
+    )
+    return sql.SQL(
+        "INSERT INTO esr.{table} AS t ({cols}) SELECT {cols} FROM pg_temp.{stage} s WHERE {not_held} "
+        "ON CONFLICT (vpd, {key}) DO UPDATE SET {updates}, deleted_at = NULL, updated_at = now() WHERE {guard}"
+    ).format(
+        table=sql.Identifier(spec.name), cols=_ident(*columns), stage=_stage_name(spec.name),
+        not_held=_NOT_HELD.format(sql.SQL("s.last_event_id")), key=sql.Identifier(spec.key_column),
+        updates=updates, guard=_GUARD,
+    )
+
+
+def _tombstone_sql(spec: TableSpec) -> sql.Composed:
+    person = ("person_id",) if spec.person_index is not None else ()
+    columns = ("vpd", spec.key_column, *person, *GUARD_COLUMNS, "deleted_at")
+    updates = sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in GUARD_COLUMNS)
+    return sql.SQL(
+        "INSERT INTO esr.{table} AS t ({cols}) VALUES ({params}) ON CONFLICT (vpd, {key}) DO UPDATE SET {updates}, "
+        "deleted_at = COALESCE(t.deleted_at, EXCLUDED.deleted_at), updated_at = now() "
+        "WHERE {guard} AND {not_held}"
+    ).format(
+        table=sql.Identifier(spec.name), cols=_ident(*columns),
+        params=sql.SQL(", ").join([sql.Placeholder()] * len(columns)),
+        key=sql.Identifier(spec.key_column), updates=updates, guard=_GUARD,
+        not_held=_NOT_HELD.format(sql.SQL("EXCLUDED.last_event_id")),
+    )
+
+
+def _cascade_sql(spec: TableSpec) -> sql.Composed:
+    return sql.SQL(
+        "UPDATE esr.{table} SET deleted_at = COALESCE(deleted_at, %(deleted_at)s), "
+        "src_sequence = %(sequence)s, src_line_no = %(line_no)s, src_file_name = %(file_name)s, "
+        "src_file_sha256 = %(file_sha256)s, src_run_date = %(run_date)s, last_event_id = %(event_id)s, "
+        "last_event_type = %(event_type)s, updated_at = now() "
+        "WHERE vpd = %(vpd)s AND person_id = %(person_id)s "
+        "AND (src_sequence, src_line_no) < (%(sequence)s, %(line_no)s)"
+    ).format(table=sql.Identifier(spec.name))
+
+
+_INSERT_CHANGE_EVENTS = sql.SQL(
+    "INSERT INTO esr.change_event ({cols}) SELECT {cols} FROM pg_temp.sink_stage_change_event "
+    "ON CONFLICT (event_id) DO NOTHING"
+).format(cols=_ident(*CHANGE_EVENT_COLUMNS))
+
+_STORE_OFFSET = """
+INSERT INTO esr.sink_offset AS o (consumer_group, topic, partition, next_offset, topic_id)
+VALUES (%(group)s, %(topic)s, %(partition)s, %(next_offset)s, %(topic_id)s)
+ON CONFLICT (consumer_group, topic, partition) DO UPDATE
+   SET next_offset = EXCLUDED.next_offset, topic_id = EXCLUDED.topic_id, updated_at = now()
+ WHERE o.next_offset IS NOT DISTINCT FROM %(expected)s
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredOffset:
+    next_offset: int
+    topic_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetUpdate:
+    """Move a partition's stored offset from `expected` (None: no row yet) to `next_offset`."""
+
+    topic: str
+    partition: int
+    next_offset: int
+    expected: int | None
+    topic_id: str | None = None
+
+
+class SinkDatabase:
+    """One connection, its staging tables and the statements of every table. Not thread-safe."""
+
+    def __init__(self, url: str, group: str, *, connect_timeout: int = 5, synchronous_commit: bool = False) -> None:
+        self.url = url
+        self.group = group
+        self.connect_timeout = connect_timeout
+        self.synchronous_commit = synchronous_commit
+        self._conn: psycopg.Connection[Any] | None = None
+        self._columns = {spec.name: spec.columns for spec in TABLES}
+        self._columns["change_event"] = CHANGE_EVENT_COLUMNS
+        self._copy = {
+            name: sql.SQL("COPY pg_temp.{} ({}) FROM STDIN (FORMAT BINARY)").format(_stage_name(name), _ident(*columns))
+            for name, columns in self._columns.items()
+        }
+        self._types: dict[str, list[int]] = {}  # staged columns' type oids, for binary COPY
+        self._upsert = {spec.name: _upsert_sql(spec) for spec in TABLES}
+        self._tombstone = {spec.name: _tombstone_sql(spec) for spec in TABLES}
+        self._cascade = [_cascade_sql(spec) for spec in PERSON_CHILD_TABLES]
+
+    # -- connection -------------------------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None and not self._conn.closed and not self._conn.broken
+
+    def connect(self) -> psycopg.Connection[Any]:
+        if self._conn is not None and self.connected:
+            return self._conn
+        self.close()
+        conn = psycopg.connect(
+            self.url,
+            application_name=APPLICATION_NAME,
+            connect_timeout=self.connect_timeout,
+            # a dead peer is noticed in seconds, not after the kernel's two hours
+            keepalives=1, keepalives_idle=5, keepalives_interval=2, keepalives_count=3,
+        )
+        # `changes` arrives as JSON text: dump it as jsonb as it is (binary jsonb = version 1 + the text)
+        conn.adapters.register_dumper(JsonText, _JsonTextDumper)
+        try:
+            with conn.transaction():
+                if not self.synchronous_commit:
+                    # Safe here: a commit lost in a server crash takes its offsets with it, so the sink reads
+                    # those events again (fencing or the reconnect sends it back to the stored offsets).
+                    conn.execute("SET synchronous_commit = off")
+                for name, columns in self._columns.items():
+                    conn.execute(sql.SQL(
+                        "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE esr.{} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+                    ).format(_stage_name(name), sql.Identifier(name)))
+                    oids: dict[str, int] = dict(conn.execute(
+                        "SELECT attname, atttypid::int FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0",
+                        (f"esr.{name}",),
+                    ).fetchall())
+                    self._types[name] = [oids[column] for column in columns]
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        return conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+
+    # -- a batch ----------------------------------------------------------------------------------------
+    def write(
+        self,
+        batch: Plan | Sequence[Consumed],
+        offsets: Iterable[OffsetUpdate],
+        before_commit: Callable[[list[Refusal]], None] | None = None,
+        refused: Sequence[Refusal] = (),
+    ) -> WriteResult:
+        """Write `batch` (its plan, or the events to plan) and move `offsets`, in one transaction (module
+        doc). `refused`: events refused before they got here (undecodable), handed to `before_commit` with
+        the mapping's and the database's refusals."""
+        conn = self.connect()
+        result = WriteResult()
+        batch_plan = batch if isinstance(batch, Plan) else plan(batch)
+        with conn.transaction():
+            self._isolate(conn, batch_plan, result, top=True)
+            for update in offsets:
+                cursor = conn.execute(_STORE_OFFSET, {
+                    "group": self.group, "topic": update.topic, "partition": update.partition,
+                    "next_offset": update.next_offset, "topic_id": update.topic_id, "expected": update.expected,
+                })
+                if cursor.rowcount != 1:
+                    raise Fenced(
+                        f"{update.topic}[{update.partition}]: the stored offset is no longer {update.expected}; "
+                        f"another sink in group {self.group!r} has written it"
+                    )
+            result.refused[:0] = refused
+            if before_commit is not None:
+                before_commit(result.refused)
+        return result
+
+    def _isolate(self, conn: psycopg.Connection[Any], batch_plan: Plan, result: WriteResult, top: bool) -> None:
+        """Apply `batch_plan`; on a refusal, apply its halves in turn until the refused events stand alone."""
+        batch = batch_plan.consumed
+        try:
+            with conn.transaction():  # a savepoint
+                counts = self._apply(conn, batch_plan, clear=not top)
+        except Exception as exc:
+            if not is_refusal(exc) or conn.broken:
+                raise
+            unmappable = {id(r.consumed) for r in batch_plan.refused}
+            mapped = [c for c in batch if id(c) not in unmappable]
+            if len(mapped) <= 1:
+                result.refused.extend(batch_plan.refused)
+                if mapped:
+                    result.refused.append(Refusal(mapped[0], f"refused by PostgreSQL: {describe(exc)}"))
+                    log.warning("PostgreSQL refused %s[%s]@%s: %s", mapped[0].topic, mapped[0].partition,
+                                mapped[0].offset, describe(exc))
+                return
+            result.isolations += 1
+            if top:
+                log.info("a batch of %d events was refused (%s); isolating the refused events", len(batch),
+                         describe(exc))
+            middle = len(batch) // 2
+            self._isolate(conn, plan(batch[:middle]), result, top=False)
+            self._isolate(conn, plan(batch[middle:]), result, top=False)
+            return
+        result.refused.extend(batch_plan.refused)
+        result.events += len(batch_plan.change_events)
+        result.change_events += counts[0]
+        result.state_rows += counts[1]
+        result.cascaded += counts[2]
+
+    def _apply(self, conn: psycopg.Connection[Any], batch_plan: Plan, *, clear: bool) -> tuple[int, int, int]:
+        """(change_event rows inserted, state rows written, rows cascaded)."""
+        cursor = conn.cursor()
+        staged: list[str] = []
+        for name, rows in batch_plan.upserts.items():
+            self._copy_rows(cursor, name, rows)
+            staged.append(name)
+        if batch_plan.change_events:
+            self._copy_rows(cursor, "change_event", batch_plan.change_events)
+            staged.append("change_event")
+        state = 0
+        for name in batch_plan.upserts:
+            cursor.execute(self._upsert[name])
+            state += max(cursor.rowcount, 0)
+        cascaded = 0
+        for run in _runs(batch_plan.deletes):  # in position order; a run of one kind in one round trip
+            head = run[0]
+            if isinstance(head, Tombstone):
+                cursor.executemany(self._tombstone[head.table.name], [_tombstone_params(t) for t in run])
+                state += max(cursor.rowcount, 0)
+            else:
+                params = [_cascade_params(c) for c in run]
+                for statement in self._cascade:
+                    cursor.executemany(statement, params)
+                    cascaded += max(cursor.rowcount, 0)
+        inserted = 0
+        if batch_plan.change_events:
+            cursor.execute(_INSERT_CHANGE_EVENTS)
+            inserted = max(cursor.rowcount, 0)
+        if clear:  # a later apply in the same transaction must not see these rows again
+            for name in staged:
+                cursor.execute(sql.SQL("TRUNCATE pg_temp.{}").format(_stage_name(name)))
+        return inserted, state, cascaded
+
+    def _copy_rows(self, cursor: psycopg.Cursor[Any], name: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        with cursor.copy(self._copy[name]) as copy:
+            copy.set_types(self._types[name])
+            write_row = copy.write_row
+            for row in rows:
+                write_row(row)
+
+
+class _JsonTextDumper(Dumper):
+    """Binary jsonb from JSON text; registered for the jsonb oid, so binary COPY uses it for any str."""
+
+    oid = postgres.types["jsonb"].oid
+    format = pq.Format.BINARY
+
+    def dump(self, obj: Any) -> bytes:
+        return b"\x01" + str(obj).encode()
+
+
+def _runs(deletes: Sequence[Tombstone | Cascade]) -> Iterator[list[Any]]:
+    """Consecutive deletes of the same statement (tombstones of one table, or cascades)."""
+    run: list[Any] = []
+    kind: str | None = None
+    for delete in deletes:
+        this = delete.table.name if isinstance(delete, Tombstone) else "*cascade"
+        if run and this != kind:
+            yield run
+            run = []
+        kind = this
+        run.append(delete)
+    if run:
+        yield run
+
+
+def _tombstone_params(tombstone: Tombstone) -> tuple[Any, ...]:
+    person = (tombstone.person_id,) if tombstone.table.person_index is not None else ()
+    return (tombstone.vpd, tombstone.entity_id, *person, *tombstone.provenance.values(), tombstone.deleted_at)
+
+
+def _cascade_params(cascade: Cascade) -> Mapping[str, Any]:
+    provenance = cascade.provenance
+    return {
+        "vpd": cascade.vpd, "person_id": cascade.person_id, "deleted_at": cascade.deleted_at,
+        "sequence": provenance.position[0], "line_no": provenance.position[1], "file_name": provenance.file_name,
+        "file_sha256": provenance.file_sha256, "run_date": provenance.run_date, "event_id": provenance.event_id,
+        "event_type": provenance.event_type,
+    }
+
+
+def stored_offsets(url: str, group: str, topic: str, *, connect_timeout: int = 5) -> dict[int, StoredOffset]:
+    """The group's stored offsets of `topic`, by partition (a connection of its own: the writer's may be
+    in the middle of a batch)."""
+    with psycopg.connect(url, connect_timeout=connect_timeout, application_name=APPLICATION_NAME) as conn:
+        rows = conn.execute(
+            "SELECT partition, next_offset, topic_id FROM esr.sink_offset WHERE consumer_group = %s AND topic = %s",
+            (group, topic),
+        ).fetchall()
+    return {partition: StoredOffset(offset, topic_id) for partition, offset, topic_id in rows}
+
+
+def restart_offsets(url: str, group: str, topic: str, partitions: Sequence[int], topic_id: str) -> int:
+    """Set the stored offsets of `partitions` to 0 for a new incarnation `topic_id` of the topic."""
+    with psycopg.connect(url, application_name=APPLICATION_NAME) as conn, conn.transaction():
+        cursor = conn.execute(
+            "UPDATE esr.sink_offset SET next_offset = 0, topic_id = %s, updated_at = now() "
+            "WHERE consumer_group = %s AND topic = %s AND partition = ANY(%s) AND topic_id IS DISTINCT FROM %s",
+            (topic_id, group, topic, list(partitions), topic_id),
+        )
+        return max(cursor.rowcount, 0)
+
+
+def reset_offsets(url: str, group: str, topic: str, to: int | None = None) -> int:
+    """Re-deliver: forget (to=None) or set the group's stored offsets of `topic`; the sink must be stopped.
+    Returns the number of partitions touched."""
+    with psycopg.connect(url) as conn, conn.transaction():
+        if to is None:
+            cursor = conn.execute(
+                "DELETE FROM esr.sink_offset WHERE consumer_group = %s AND topic = %s", (group, topic)
+            )
+        else:
+            cursor = conn.execute(
+                "UPDATE esr.sink_offset SET next_offset = %s, updated_at = now() "
+                "WHERE consumer_group = %s AND topic = %s",
+                (to, group, topic),
+            )
+        return max(cursor.rowcount, 0)
