@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastavro import parse_schema, schemaless_reader
@@ -28,7 +28,7 @@ from esr.codec.framing import (
 )
 from esr.codec.reader import ReadFn, compile_reader
 from esr.codec.schemas import Schema, load_versions, subject
-from esr.codec.writer import compile_writer
+from esr.codec.writer import Template, TemplateMismatch, compile_template, compile_writer
 
 
 def _schema_registry() -> Any:
@@ -115,7 +115,24 @@ class Encoder:
             self.schema_id = registry.id_for(subject(subject_name).registry_subject, self.schema)
             header = confluent_header(self.schema_id)
         self.subject = subject_name
+        self._frame_header = header
         self._write = compile_writer(self.schema, header)
+        self._templates: dict[tuple[tuple[str, ...], ...], Template | TemplateMismatch] = {}
+
+    def template(self, variables: Sequence[str], constants: Sequence[str], raw: Sequence[str] = ()) -> Template:
+        """A `Template` writer of this subject's events in this framing (compiled once per field split);
+        `TemplateMismatch` when the schema's fields are not exactly `variables` + `constants`."""
+        key = (tuple(variables), tuple(constants), tuple(raw))
+        found = self._templates.get(key)
+        if found is None:
+            try:
+                found = compile_template(self.schema, self._frame_header, variables, constants, raw)
+            except TemplateMismatch as exc:
+                found = exc
+            self._templates[key] = found
+        if isinstance(found, TemplateMismatch):
+            raise found
+        return found
 
     def encode(self, event: Mapping[str, Any]) -> bytes:
         """Header + Avro body; ValueError when the event does not fit the schema.

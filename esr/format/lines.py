@@ -10,8 +10,13 @@ Rules (format reference §1.7, §4.6, Q7, Q19):
 
 from __future__ import annotations
 
+import datetime as dt
+import operator
+import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from esr.format.layouts import (
     BY_CODE,
@@ -21,7 +26,7 @@ from esr.format.layouts import (
     FieldType,
     Layout,
 )
-from esr.format.values import Value, format_value, parser_for
+from esr.format.values import Value, format_value, parse_id, parse_text, parse_timestamp, parser_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +116,162 @@ _OTHER_MANDATORY: dict[str, tuple[str, ...]] = {
 }
 
 
+# -- the fast path -----------------------------------------------------------------------------------
+#
+# Nearly every line of a real file is clean: exact field count, every value within its length, every typed
+# value well formed, keys numeric, mandatory fields present. For each layout a function is generated once
+# that handles exactly that case with few per-field calls: text fields inline, dates, whole numbers and
+# amounts from a cache of the precise converters' own results (they repeat a lot within a file),
+# timestamps (nearly all distinct) by `datetime.fromisoformat` once their shape is checked. At the first
+# sign of anything else it gives up (returns None or raises `_Slow`) and the line goes through
+# `_parse_record`, the precise path, which alone produces issues and quarantines. So the fast path only
+# ever returns what `_parse_record` would return for the same fields.
+
+
+class _Slow(Exception):
+    """A typed value that does not convert: the line needs the precise path."""
+
+
+_CACHE_LIMIT = 1 << 16  # entries per kind of value; cleared when full
+_CACHE_TEXT_LIMIT = 32  # longer texts are converted every time: the cache must stay small
+
+
+def _cached(convert: Callable[[str], Value]) -> tuple[dict[str, Value], Callable[[str], Value]]:
+    """(cache, miss): `miss(text)` converts, remembers and returns, or raises `_Slow` on a ValueError."""
+    cache: dict[str, Value] = {}
+
+    def miss(text: str) -> Value:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise _Slow from None
+        if len(text) <= _CACHE_TEXT_LIMIT:
+            if len(cache) >= _CACHE_LIMIT:
+                cache.clear()
+            cache[text] = value
+        return value
+
+    return cache, miss
+
+
+# Timestamps are nearly all distinct, so not cached: a text of exactly 8 ASCII digits, a space and 6 ASCII
+# digits is what `parse_timestamp` reads field by field, and `datetime.fromisoformat` reads it (basic ISO
+# format) to the same value, or raises ValueError where it does (the all-zero "no timestamp" included: the
+# precise path makes it None).
+_TIMESTAMP_SHAPE = re.compile(r"[0-9]{8} [0-9]{6}")
+
+
+_CACHES: dict[tuple[FieldType, int, int], tuple[dict[str, Value], Callable[[str], Value]]] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class CleanLineCode:
+    """Python source lines reading the fields `f` of one clean line of a layout into local variables.
+
+    `body` (indented 4 spaces, run with `env` as globals) leaves each data field's value, exactly as
+    `parse_fields` would give it, in `variables[name]`, and returns None (or raises `_Slow`) as soon as the
+    line is not clean: the field count (exactly `field_count`, or with empty trailing fields when
+    `extra` is allowed, then in `extra`), a length limit, a key that is not numeric, a typed value that
+    does not convert, an empty mandatory field. For a line it does not refuse, the precise path
+    (`_parse_record`) reports no issue and gives the same values. Shared by the fast parser and by the
+    codec's line-to-Avro shortcut, so both accept exactly the same lines.
+    """
+
+    body: tuple[str, ...]
+    env: dict[str, Any]
+    variables: dict[str, str]  # field name -> local variable
+
+
+def clean_line_code(layout: Layout, *, extra: bool, text_fields: frozenset[str] = frozenset()) -> CleanLineCode:
+    """See CleanLineCode. The typed fields named in `text_fields` are left as their text, unchecked (not even
+    for being mandatory): the caller converts them, with their converter's rules (`parser_for`)."""
+    code = layout.code
+    expected = layout.field_count
+    required = set(_REQUIRED_KEYS[code])
+    mandatory = set(_OTHER_MANDATORY[code])
+    # Index 0 is the record code, already matched: never length-checked (as in `_parse_record`).
+    limits = (sys.maxsize, *(sys.maxsize if m is None else m for _, _, m in _CONVERTERS[code]))
+    env: dict[str, Any] = {
+        "_any": any, "_map": map, "_len": len, "_gt": operator.gt, "_LIMITS": limits,
+        "_timestamp_shape": _TIMESTAMP_SHAPE.fullmatch, "_fromisoformat": dt.datetime.fromisoformat,
+        "_Slow": _Slow,
+    }
+    if extra:
+        body = [
+            f"    if len(f) != {expected}:",
+            f"        if len(f) < {expected} or any(f[{expected}:]):",
+            "            return None",
+            f"        extra = f[{expected}:]",
+            "    else:",
+            "        extra = []",
+        ]
+    else:
+        body = [f"    if len(f) != {expected}:", "        return None"]
+    body += [
+        "    if _any(_map(_gt, _map(_len, f), _LIMITS)):",
+        "        return None",
+    ]
+    variables: dict[str, str] = {}
+    for index, ((name, convert, _max_length), spec) in enumerate(
+        zip(_CONVERTERS[code], layout.data_fields, strict=True), 1
+    ):
+        var = variables[name] = f"v{index}"
+        if name in text_fields and convert is not parse_text and convert is not parse_id:
+            body.append(f"    {var} = f[{index}]")
+            continue
+        if convert is parse_text or convert is parse_id:
+            if name in required:  # numeric (so not empty, not blank); no issue to report
+                body.append(f"    {var} = f[{index}]")
+                body.append(f"    if not ({var}.isdigit() and {var}.isascii()):")
+                body.append("        return None")
+                continue
+            body.append(f"    {var} = f[{index}] or None")
+        elif convert is parse_timestamp:
+            body.append(f"    {var} = f[{index}]")
+            body.append(f"    if {var}:")
+            body.append(f"        if _timestamp_shape({var}) is None:  # not even the shape: the precise path says why")
+            body.append("            return None")
+            body.append("        try:")
+            body.append(f"            {var} = _fromisoformat({var})")
+            body.append("        except ValueError:")
+            body.append("            raise _Slow from None")
+            body.append("    else:")
+            body.append(f"        {var} = None")
+        else:
+            # One cache per kind of value, shared by every field and layout (a date is a date anywhere).
+            key = (spec.type, spec.precision, spec.scale)
+            if key not in _CACHES:
+                _CACHES[key] = _cached(convert)
+            env[f"_cache{index}"], env[f"_miss{index}"] = _CACHES[key]
+            body.append("    try:")
+            body.append(f"        {var} = _cache{index}[f[{index}]]")
+            body.append("    except KeyError:")
+            body.append(f"        {var} = _miss{index}(f[{index}])")
+        if name in mandatory:
+            body.append(f"    if {var} is None:")
+            body.append("        return None")
+    return CleanLineCode(tuple(body), env, variables)
+
+
+def _compile_fast(layout: Layout) -> Callable[[list[str]], Record | None]:
+    clean = clean_line_code(layout, extra=True)
+    items = ", ".join(f"{name!r}: {var}" for name, var in clean.variables.items())
+    source = "\n".join([
+        f"def fast_{layout.code}(f):",
+        *clean.body,
+        f"    return _Record(_LAYOUT, {{{items}}}, extra, [])",
+    ]) + "\n"
+    env = dict(clean.env, _Record=Record, _LAYOUT=layout)
+    exec(compile(source, f"<fast parser {layout.code}>", "exec"), env)
+    function: Callable[[list[str]], Record | None] = env[f"fast_{layout.code}"]
+    return function
+
+
+_FAST: dict[str, Callable[[list[str]], Record | None]] = {
+    layout.code: _compile_fast(layout) for layout in BY_CODE.values()
+}
+
+
 def _numeric(text: str) -> bool:
     return text.isascii() and text.isdigit()  # str.isdigit alone accepts "²" and other scripts' digits
 
@@ -118,6 +279,14 @@ def _numeric(text: str) -> bool:
 def parse_fields(fields: list[str]) -> ParsedLine:
     """Parse the fields of one data line (already split on `~`, line ending removed)."""
     code = fields[0]
+    fast = _FAST.get(code)
+    if fast is not None:
+        try:
+            record = fast(fields)
+        except _Slow:
+            record = None
+        if record is not None:
+            return record
     layout = BY_CODE.get(code)
     if layout is not None:
         return _parse_record(layout, fields)
@@ -130,6 +299,7 @@ def parse_fields(fields: list[str]) -> ParsedLine:
 
 
 def _parse_record(layout: Layout, fields: list[str]) -> ParsedLine:
+    """The precise parse of an add/update row: every rule, every issue (the fast path's reference)."""
     expected = layout.field_count
     if len(fields) < expected:
         return Quarantined(
