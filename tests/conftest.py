@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -59,6 +59,20 @@ def database_url(admin_database_url: str, template_database: str) -> Iterator[st
     url = _create_database(admin_database_url, name, template_database)
     yield url
     _drop_database(admin_database_url, name)
+
+
+@pytest.fixture
+def make_database(admin_database_url: str, template_database: str) -> Iterator[Callable[[], str]]:
+    """More fresh, migrated databases for one test (to compare two runs of the pipeline, say)."""
+    names: list[str] = []
+
+    def make() -> str:
+        names.append(f"esr_test_{uuid.uuid4().hex[:12]}")
+        return _create_database(admin_database_url, names[-1], template_database)
+
+    yield make
+    for name in names:
+        _drop_database(admin_database_url, name)
 
 
 @pytest.fixture

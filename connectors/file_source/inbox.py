@@ -27,6 +27,7 @@ from pathlib import Path
 
 from connectors.file_source.ingest import FileIngest, FileReport
 from esr.format.header import ExtractType, FileName, FileRejected, RejectionCode, parse_file_name
+from esr.observability import metrics
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,8 @@ class InboxWatcher:
     _observations: dict[str, Observation] = field(default_factory=dict)
     _retries: dict[str, _Retry] = field(default_factory=dict)
     _held: set[str] = field(default_factory=set)
+    _overdue_alerted: dict[str, dt.date] = field(default_factory=dict)
+    _overdue_checked: float | None = None
 
     def __post_init__(self) -> None:
         for sub in (ARCHIVE, REJECTED):
@@ -203,8 +206,32 @@ class InboxWatcher:
         log.info("%s -> %s/", path.name, sub)
         return target
 
+    def check_overdue(self, today: dt.date) -> list[str]:
+        """Alert (log and metric) for each active trust whose next file is late; returns the alerts.
+        A trust is alerted once per day."""
+        last = self.job.ledger.last_published()
+        alerts = []
+        for trust in self.job.ledger.trusts():
+            if not trust.active:
+                continue
+            extract_date = last.get(trust.vpd, (None, None))[0]
+            message = overdue_message(trust.vpd, trust.import_frequency, extract_date, today)
+            metrics.IMPORT_OVERDUE.labels(trust.vpd).set(1 if message else 0)
+            if message is None:
+                self._overdue_alerted.pop(trust.vpd, None)
+                continue
+            alerts.append(message)
+            if self._overdue_alerted.get(trust.vpd) != today:
+                log.warning("missing file: %s", message)
+                self._overdue_alerted[trust.vpd] = today
+        return alerts
+
     def run(self, stop: threading.Event) -> None:
         log.info("watching %s (settle %.0f s)", self.root, self.settle)
         while not stop.is_set():
             self.poll_once()
+            now = self.clock()
+            if self._overdue_checked is None or now - self._overdue_checked >= 60:
+                self.check_overdue(dt.date.today())
+                self._overdue_checked = now
             stop.wait(self.poll_interval)

@@ -23,13 +23,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from connectors.file_source.ledger import PUBLISHED_STATUSES, FileFacts, Ledger, LineError, OwnerIndex
-from esr.codec import Encoder, Provenance, Registry, control_event, record_event
+from esr.codec import Encoder, Provenance, Registry, control_event
+from esr.codec.events import RecordEventWriter
 from esr.format.header import FileRejected, RejectionCode
-from esr.format.layouts import EntityType
+from esr.format.layouts import LAYOUTS, EntityType
 from esr.format.lines import Delete, Quarantined, Record, Unknown
 from esr.format.reader import EsrFile, FileScan, display_text
 from esr.kafka.producer import Publisher
-from esr.kafka.topics import CONTROL, RECORDS
+from esr.kafka.topics import BROADCAST, CONTROL, FORWARDED, FORWARDED_REFERENCE, RECORDS
+from streams.partitioner import partition_for
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,12 @@ _RAW_LINE_LIMIT = 4000
 _ERROR_BATCH = 1000
 
 Progress = Callable[[int, int], None]  # (lines done, lines in all)
+
+# Record code -> (entity type, is the person record itself, key field, owner field): what keys and routes a row.
+_ENTITY: dict[str, tuple[str, bool, str, str | None]] = {
+    layout.code: (layout.entity.value, layout.entity is EntityType.PERSON, layout.key_field, layout.owner_field)
+    for layout in LAYOUTS
+}
 
 
 @dataclass
@@ -227,26 +235,95 @@ class FileIngest:
             [*self.control_encoder.headers, ("esr.event_type", event_type.encode())],
         )
 
-    def _publish(self, esr_file: EsrFile, report: FileReport, progress: Progress | None) -> FileReport:
+    def republish(self, path: Path) -> FileReport:
+        """Publish an already published file again, exactly as it was published: the same record events
+        and control events, no checks and nothing written to the ledger. A fresh embedded broker has lost
+        every topic, and this is how the stream state is rebuilt from the archived files (`esr.pipeline`).
+
+        A delete that was quarantined the first time (no owner known then) stays out, even if a later
+        file has since made its owner known.
+        """
+        with EsrFile(path, strict_count=self.settings.strict_count) as esr_file:
+            scan = esr_file.open()
+            previous = self.ledger.import_file(scan.sha256)
+            if previous is None or previous.status not in PUBLISHED_STATUSES:
+                raise ValueError(f"{path.name}: only a published file can be published again")
+            left_out = frozenset(
+                error.line_no for error in self.ledger.line_errors(scan.sha256) if error.severity != "warning"
+            )
+            report = FileReport(
+                path=path,
+                status="valid",
+                file_name=path.name,
+                sha256=scan.sha256,
+                vpd=esr_file.header.vpd,
+                sequence=esr_file.file_name.sequence,
+                extract_type=esr_file.file_name.extract_type.value,
+                line_count=scan.line_count,
+                file_warnings=list(scan.warnings),
+            )
+            return self._publish(esr_file, report, None, left_out=left_out)
+
+    @staticmethod
+    def _reference_sender(publisher: Publisher, headers: list[tuple[str, bytes]]) -> Callable[[bytes, bytes], None]:
+        """Sends a reference record (location, organisation, position) to its own partition and a copy to
+        every other partition of esr.records, all in file order: the employees on every partition then see
+        it at the same place in their log on every run, however fast the worker is (esr.kafka.topics)."""
+        home_headers = [*headers, (BROADCAST, b"1")]
+        copy_headers = [*headers, (FORWARDED, FORWARDED_REFERENCE)]
+        partition_count: list[int] = []  # looked up at the first reference record
+
+        def send(key: bytes, value: bytes) -> None:
+            if not partition_count:
+                partition_count.append(publisher.partition_count(RECORDS))
+            partitions = partition_count[0]
+            home = partition_for(key, partitions)
+            publisher.send(RECORDS, key, value, home_headers, partition=home)
+            for partition in range(partitions):
+                if partition != home:
+                    publisher.send(RECORDS, key, value, copy_headers, partition=partition)
+
+        return send
+
+    def _publish(
+        self,
+        esr_file: EsrFile,
+        report: FileReport,
+        progress: Progress | None,
+        *,
+        left_out: frozenset[int] | None = None,
+    ) -> FileReport:
+        """Publish every data line. `left_out` (republish) lists the lines the first ingest did not publish;
+        the ledger is then left alone."""
         scan = esr_file.scan
         facts = _facts(esr_file.path, scan)
         vpd = esr_file.header.vpd
         provenance = Provenance.from_scan(scan)
         ingested_at = datetime.now(UTC)
         dry = self.settings.dry_run
-        if not dry:
+        write_ledger = not dry and left_out is None
+        if write_ledger:
             self.ledger.record_received(facts, forced=self.settings.force)
+        if not dry:
             self._control("FILE_STARTED", facts, report)
-        owners = OwnerIndex(self.ledger.conn, dry_run=dry)
+        owners = OwnerIndex(self.ledger.conn, dry_run=not write_ledger, url=self.ledger.url)
         errors: list[LineError] = []
         counts: Counter[str] = Counter()
         publisher = self.publisher
-        encode = self.record_encoder.encode
+        # A dry run builds no event: it only reports what a real ingest would do.
+        writer = None if publisher is None else RecordEventWriter(self.record_encoder, provenance, ingested_at)
+        encode = None if writer is None else writer.encode
+        # Clean add/update lines (nearly all of them) come straight as (code, entity id, person id, payload):
+        # the same as parsing them into a Record without issues and encoding that.
+        clean_line = None if writer is None else writer.clean_line
         headers = self.record_encoder.headers
         total = scan.line_count
+        key_prefix = f"{vpd}:"
+        records = 0
+        send_reference = None if publisher is None else self._reference_sender(publisher, headers)
 
         def flush_errors() -> None:
-            if not dry:
+            if write_ledger:
                 self.ledger.add_line_errors(scan.sha256, errors)
             errors.clear()
 
@@ -257,21 +334,47 @@ class FileIngest:
 
         try:
             done = 0
-            for line_no, raw, parsed in esr_file.lines():
+            for line_no, raw, parsed in esr_file.lines(clean_line) if clean_line else esr_file.lines():
                 done += 1
                 if progress is not None and done % 2000 == 0:
                     progress(done, total)
+                if type(parsed) is tuple:  # a clean line (see above)
+                    assert writer is not None
+                    assert publisher is not None
+                    code, entity_id, person_id, _payload = parsed
+                    entity, is_person, _key_field, _owner_field = _ENTITY[code]
+                    if person_id is None:
+                        key = f"{key_prefix}{entity}:{entity_id}"
+                    else:
+                        if not is_person:
+                            owners.add(vpd, entity, entity_id, person_id)
+                        key = key_prefix + person_id
+                    counts[code] += 1
+                    records += 1
+                    if person_id is None:
+                        assert send_reference is not None
+                        send_reference(key.encode(), writer.encode_clean(parsed, line_no))
+                    else:
+                        publisher.send(RECORDS, key.encode(), writer.encode_clean(parsed, line_no), headers)
+                    continue
                 if isinstance(parsed, Record):
-                    layout = parsed.layout
-                    person_id = parsed.person_id
-                    if person_id is not None and layout.entity is not EntityType.PERSON:
-                        owners.add(vpd, layout.entity.value, parsed.entity_id, person_id)
-                    key = (
-                        f"{vpd}:{person_id}" if person_id is not None
-                        else f"{vpd}:{layout.entity.value}:{parsed.entity_id}"
-                    )
-                    event = record_event(parsed, provenance, line_no, person_id, ingested_at=ingested_at)
-                    code = layout.code
+                    code = parsed.layout.code
+                    entity, is_person, key_field, owner_field = _ENTITY[code]
+                    # Record.entity_id and .person_id, read directly (the properties when they would refuse)
+                    values = parsed.values
+                    value = values[key_field]
+                    entity_id = value if isinstance(value, str) else parsed.entity_id
+                    if owner_field is None:
+                        person_id = None
+                    else:
+                        value = values[owner_field]
+                        person_id = value if isinstance(value, str) else parsed.person_id
+                    if person_id is None:
+                        key = f"{key_prefix}{entity}:{entity_id}"
+                    else:
+                        if not is_person:
+                            owners.add(vpd, entity, entity_id, person_id)
+                        key = key_prefix + person_id
                 elif isinstance(parsed, Delete):
                     layout = parsed.layout
                     code = layout.delete_code
@@ -279,7 +382,7 @@ class FileIngest:
                         person_id = parsed.entity_id
                     elif layout.person_scoped:
                         person_id = owners.owner(vpd, layout.entity.value, parsed.entity_id)
-                        if person_id is None:
+                        if person_id is None or (left_out is not None and line_no in left_out):
                             report.quarantined_count += 1
                             add_error(LineError(
                                 line_no, code, "quarantined", layout.key_field,
@@ -294,7 +397,6 @@ class FileIngest:
                         f"{vpd}:{person_id}" if person_id is not None
                         else f"{vpd}:{layout.entity.value}:{parsed.entity_id}"
                     )
-                    event = record_event(parsed, provenance, line_no, person_id, ingested_at=ingested_at)
                 elif isinstance(parsed, Quarantined):
                     report.quarantined_count += 1
                     add_error(LineError(line_no, parsed.code or None, "quarantined", parsed.field,
@@ -315,9 +417,15 @@ class FileIngest:
                         "; ".join(str(issue) for issue in parsed.issues), _raw_text(display_text(raw)),
                     ))
                 counts[code] += 1
-                report.record_count += 1
-                if publisher is not None:
-                    publisher.send(RECORDS, key.encode(), encode(event), headers)
+                records += 1
+                if encode is not None:
+                    assert publisher is not None
+                    assert send_reference is not None
+                    if person_id is None:
+                        send_reference(key.encode(), encode(parsed, line_no, person_id))
+                    else:
+                        publisher.send(RECORDS, key.encode(), encode(parsed, line_no, person_id), headers)
+            report.record_count = records
             owners.flush()
             flush_errors()
             if progress is not None:
@@ -328,19 +436,23 @@ class FileIngest:
             assert publisher is not None
             publisher.flush()
         except Exception as exc:
-            if not dry:
+            report.record_count = records
+            if write_ledger:
                 self.ledger.record_failed(scan.sha256, f"{type(exc).__name__}: {exc}")
             report.status = "failed"
             report.message = f"{type(exc).__name__}: {exc}"
             log.exception("%s failed", esr_file.path.name)
             raise
+        finally:
+            owners.close()
         message = "; ".join(report.file_warnings) or None
-        self.ledger.record_published(
-            scan.sha256, vpd, esr_file.file_name.sequence,
-            record_count=report.record_count, error_count=report.quarantined_count,
-            warning_count=report.warning_count, unknown_count=report.unknown_count,
-            counts_by_code=report.counts_by_code, message=message,
-        )
+        if write_ledger:
+            self.ledger.record_published(
+                scan.sha256, vpd, esr_file.file_name.sequence,
+                record_count=report.record_count, error_count=report.quarantined_count,
+                warning_count=report.warning_count, unknown_count=report.unknown_count,
+                counts_by_code=report.counts_by_code, message=message,
+            )
         report.status = "published"
         report.message = message
         self._control("FILE_COMPLETED", facts, report)

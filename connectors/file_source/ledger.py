@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import queue
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -154,6 +156,16 @@ class Ledger:
             )
             return cur.fetchall()
 
+    def last_published(self) -> dict[str, tuple[dt.date | None, dt.datetime]]:
+        """Per trust: the extract date and completion time of its latest published file."""
+        rows = self.conn.execute(
+            "SELECT DISTINCT ON (vpd) vpd, extract_date, coalesce(completed_at, received_at)"
+            " FROM esr.import_file WHERE status = ANY(%s) AND vpd IS NOT NULL"
+            " ORDER BY vpd, extract_date DESC NULLS LAST, received_at DESC",
+            (list(PUBLISHED_STATUSES),),
+        ).fetchall()
+        return {vpd: (extract_date, at) for vpd, extract_date, at in rows}
+
     def _upsert_file(self, facts: FileFacts, status: str, **columns: Any) -> None:
         names = [
             "sha256", "file_name", "vpd", "sequence", "extract_type", "extract_date", "run_date",
@@ -246,19 +258,30 @@ class Ledger:
             return cur.fetchall()
 
 
+# (vpd, entity type) -> entity id -> person id: no tuple per row to allocate (and for the GC to track).
+_Owners = dict[tuple[str, str], dict[str, str]]
+
+
 class OwnerIndex:
     """entity (vpd, type, id) -> owning person id, written in batches as A rows stream past.
 
     In a dry run the new owners go to a temporary table instead, so validation sees the same
     resolutions as a real ingest without writing anything that lasts.
+
+    Given `url` (and not a dry run), full batches are written by a background thread on a connection of
+    its own, so the database indexes one batch while the job parses the next instead of the job waiting
+    for it. Nothing else changes: `owner` sees every row added so far (waiting batches included),
+    `flush` returns once every row is committed, and a failed write is raised from the next call. Call
+    `close` when done: it lets the batches already handed over finish and drops rows not yet flushed.
     """
 
     _BATCH = 5000
 
-    def __init__(self, conn: psycopg.Connection, *, dry_run: bool) -> None:
+    def __init__(self, conn: psycopg.Connection, *, dry_run: bool, url: str | None = None) -> None:
         self.conn = conn
         self.dry_run = dry_run
-        self._pending: dict[tuple[str, str, str], str] = {}
+        self._pending: _Owners = {}
+        self._count = 0  # rows in _pending
         if dry_run:
             conn.execute(
                 "CREATE TEMPORARY TABLE IF NOT EXISTS entity_owner_dry_run"
@@ -266,32 +289,53 @@ class OwnerIndex:
             )
             conn.execute("TRUNCATE entity_owner_dry_run")
         self._table = "entity_owner_dry_run" if dry_run else "esr.entity_owner"
+        self._writer = _OwnerWriter(url, self._table) if url is not None and not dry_run else None
 
     def add(self, vpd: str, entity_type: str, entity_id: str, person_id: str) -> None:
-        self._pending[(vpd, entity_type, entity_id)] = person_id
-        if len(self._pending) >= self._BATCH:
-            self.flush()
+        group = self._pending.get((vpd, entity_type))
+        if group is None:
+            group = self._pending[vpd, entity_type] = {}
+        size = len(group)
+        group[entity_id] = person_id
+        self._count += len(group) - size
+        if self._count >= self._BATCH:
+            if self._writer is None:
+                self.flush()
+            else:
+                self._hand_over()
+
+    def _hand_over(self) -> None:
+        assert self._writer is not None
+        self._writer.submit(self._pending)
+        self._pending = {}
+        self._count = 0
 
     def flush(self) -> None:
+        if self._writer is not None:
+            if self._pending:
+                self._hand_over()
+            self._writer.wait()
+            return
         if not self._pending:
             return
-        rows: Iterable[tuple[str, str, str, str]] = ((*k, v) for k, v in self._pending.items())
-        with self.conn.transaction(), self.conn.cursor() as cur:
-            cur.execute("CREATE TEMPORARY TABLE IF NOT EXISTS entity_owner_stage (LIKE esr.entity_owner)")
-            cur.execute("TRUNCATE entity_owner_stage")
-            with cur.copy("COPY entity_owner_stage (vpd, entity_type, entity_id, person_id) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            cur.execute(
-                f"INSERT INTO {self._table} SELECT * FROM entity_owner_stage"
-                " ON CONFLICT (vpd, entity_type, entity_id) DO UPDATE SET person_id = EXCLUDED.person_id".encode()
-            )
+        _write_owners(self.conn, self._table, self._pending)
         self._pending.clear()
+        self._count = 0
+
+    def close(self) -> None:
+        """Stop the background writer, if any, once the batches handed to it are written."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
     def owner(self, vpd: str, entity_type: str, entity_id: str) -> str | None:
-        pending = self._pending.get((vpd, entity_type, entity_id))
+        pending = _find(self._pending, vpd, entity_type, entity_id)
         if pending is not None:
             return pending
+        if self._writer is not None:
+            pending = self._writer.find(vpd, entity_type, entity_id)
+            if pending is not None:
+                return pending
         query = "SELECT person_id FROM esr.entity_owner WHERE vpd = %s AND entity_type = %s AND entity_id = %s"
         params: tuple[str, ...] = (vpd, entity_type, entity_id)
         if self.dry_run:
@@ -302,3 +346,91 @@ class OwnerIndex:
             params = params * 2
         row = self.conn.execute(query.encode(), params).fetchone()
         return None if row is None else str(row[0])
+
+
+def _find(owners: _Owners, vpd: str, entity_type: str, entity_id: str) -> str | None:
+    group = owners.get((vpd, entity_type))
+    return None if group is None else group.get(entity_id)
+
+
+def _write_owners(conn: psycopg.Connection, table: str, owners: _Owners) -> None:
+    """Upsert `owners` in one transaction: COPY into a staging table, then one INSERT ... ON CONFLICT."""
+    rows: Iterable[tuple[str, str, str, str]] = (
+        (vpd, entity_type, entity_id, person_id)
+        for (vpd, entity_type), group in owners.items()
+        for entity_id, person_id in group.items()
+    )
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute("CREATE TEMPORARY TABLE IF NOT EXISTS entity_owner_stage (LIKE esr.entity_owner)")
+        cur.execute("TRUNCATE entity_owner_stage")
+        with cur.copy("COPY entity_owner_stage (vpd, entity_type, entity_id, person_id) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        # An owner that did not change is left alone (no new row version): re-ingests stay cheap.
+        cur.execute(
+            f"INSERT INTO {table} AS existing SELECT * FROM entity_owner_stage"
+            " ON CONFLICT (vpd, entity_type, entity_id) DO UPDATE SET person_id = EXCLUDED.person_id"
+            " WHERE existing.person_id IS DISTINCT FROM EXCLUDED.person_id".encode()
+        )
+
+
+class _OwnerWriter:
+    """One thread writing owner batches in order on its own connection; at most two batches waiting."""
+
+    def __init__(self, url: str, table: str) -> None:
+        self._url = url
+        self._table = table
+        self._queue: queue.Queue[_Owners | None] = queue.Queue(maxsize=1)
+        self._waiting: list[_Owners] = []  # submitted, not yet committed; oldest first
+        self._lock = threading.Lock()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="owner-index-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        conn: psycopg.Connection | None = None
+        try:
+            while (batch := self._queue.get()) is not None:
+                try:
+                    if self._error is None:
+                        if conn is None:
+                            conn = psycopg.connect(self._url, autocommit=True)
+                        _write_owners(conn, self._table, batch)
+                except BaseException as exc:
+                    self._error = exc
+                finally:
+                    with self._lock:
+                        self._waiting.remove(batch)
+                    self._queue.task_done()
+        finally:
+            self._queue.task_done()  # the None that stopped the loop
+            if conn is not None:
+                conn.close()
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def submit(self, batch: _Owners) -> None:
+        self._raise_if_failed()
+        with self._lock:
+            self._waiting.append(batch)
+        self._queue.put(batch)
+
+    def find(self, vpd: str, entity_type: str, entity_id: str) -> str | None:
+        with self._lock:
+            for batch in reversed(self._waiting):
+                found = _find(batch, vpd, entity_type, entity_id)
+                if found is not None:
+                    return found
+        return None
+
+    def wait(self) -> None:
+        """Until every submitted batch is committed; raises the first failure."""
+        self._queue.join()
+        self._raise_if_failed()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()

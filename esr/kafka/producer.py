@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 
 class DeliveryFailed(RuntimeError):
@@ -44,10 +44,14 @@ class Publisher:
         key: bytes | None,
         value: bytes | None,
         headers: list[tuple[str, Any]] | None = None,  # Any: header values are bytes or str
+        partition: int | None = None,  # None: placed by the key (murmur2_random)
     ) -> None:
+        extra: dict[str, Any] = {} if partition is None else {"partition": partition}
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=self._on_delivery)
+                self._producer.produce(
+                    topic, value=value, key=key, headers=headers, on_delivery=self._on_delivery, **extra
+                )
                 break
             except BufferError:
                 self._producer.poll(0.05)
@@ -57,6 +61,15 @@ class Publisher:
             self._since_poll = 0
             self._producer.poll(0)
             self._raise_if_failed()
+
+    def partition_count(self, topic: str) -> int:
+        try:
+            metadata = self._producer.list_topics(topic, timeout=10).topics.get(topic)
+        except KafkaException as exc:
+            raise DeliveryFailed(f"no metadata for {topic}: {exc}") from exc
+        if metadata is None or metadata.error is not None or not metadata.partitions:
+            raise DeliveryFailed(f"topic {topic} does not exist (esr topics creates it)")
+        return len(metadata.partitions)
 
     def flush(self, timeout: float = 120.0) -> None:
         remaining = self._producer.flush(timeout)

@@ -20,6 +20,17 @@ DLQ_INGEST = "esr.dlq.ingest"
 DLQ_PROCESS = "esr.dlq.process"
 DLQ_SINK = "esr.dlq.sink"
 
+# Headers of the copies of a reference record (LCA/ORA/POA) on every partition of esr.records (DESIGN §2:
+# a location change must reach the employees of every partition, at the same place in each partition's log
+# on every run). The ingest job writes the copies itself, in file order, and marks the original BROADCAST so
+# the worker does not forward it again; the worker forwards originals from other producers.
+FORWARDED = "esr.forwarded"
+FORWARDED_REFERENCE = b"reference"
+FORWARDED_FULL_FILE = b"full-file-completed"
+ORIGIN_PARTITION = "esr.origin.partition"
+ORIGIN_OFFSET = "esr.origin.offset"
+BROADCAST = "esr.broadcast"
+
 
 @dataclass(frozen=True)
 class TopicSpec:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from pathlib import Path
 
@@ -103,3 +104,31 @@ def test_a_failed_ingest_keeps_the_file_and_retries(database_url: str, tmp_path:
         clock.now = 1.0
         assert watcher.poll_once() == []  # still backing off: not even attempted
         assert ledger.import_files("999")[0].status == "failed"
+
+
+def test_a_trust_whose_daily_file_is_late_raises_an_alert(
+    database_url: str, broker: EmbeddedBroker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from esr.observability import metrics
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    settings = Settings(data_dir=tmp_path / "var", partitions=2)
+    ensure_topics({"bootstrap.servers": broker.bootstrap_servers}, 2, 1)
+    with Ledger(database_url) as ledger:
+        ledger.add_trust("999", "Test NHS Trust")
+        ledger.add_trust("431", "Weekly NHS Trust", import_frequency="weekly")
+        job = FileIngest(ledger, Publisher(producer_config(settings, broker.bootstrap_servers)), IngestSettings())
+        watcher = InboxWatcher(inbox, job, settle=0)
+        for vpd in ("999", "431"):
+            write_esr_file(inbox, sample_body()[:3], vpd=vpd, date=dt.date(2026, 3, 2))
+        assert {r.status for r in watcher.poll_once()} == {"published"}
+
+        assert watcher.check_overdue(dt.date(2026, 3, 4)) == []
+        alerts = watcher.check_overdue(dt.date(2026, 3, 5))
+        assert len(alerts) == 1
+        assert alerts[0].startswith("trust 999 (daily): no file since the extract of 2026-03-02")
+        assert metrics.IMPORT_OVERDUE.labels("999")._value.get() == 1
+        assert metrics.IMPORT_OVERDUE.labels("431")._value.get() == 0
+        assert "missing file: trust 999" in caplog.text
+        assert len(watcher.check_overdue(dt.date(2026, 3, 12))) == 2

@@ -17,7 +17,7 @@ from esr.config import Settings
 from esr.format.header import RejectionCode
 from esr.kafka.config import producer_config
 from esr.kafka.producer import DeliveryFailed, Publisher
-from esr.kafka.topics import CONTROL, RECORDS, ensure_topics
+from esr.kafka.topics import BROADCAST, CONTROL, FORWARDED, RECORDS, ensure_topics
 from esr.runtime.broker import EmbeddedBroker
 from tests.esr_files import SAMPLE, sample_body, write_esr_file
 from tests.kafka_helpers import consume_all
@@ -58,6 +58,8 @@ def records(broker: EmbeddedBroker, expected: int) -> list[tuple[str, dict[str, 
     decoder = Decoder("record-event")
     out = []
     for message in consume_all(broker.bootstrap_servers, RECORDS, expected=expected):
+        if FORWARDED in dict(message.headers() or []):
+            continue  # a reference record's copy for another partition (checked below)
         key = message.key()
         value = message.value()
         assert key is not None
@@ -100,6 +102,15 @@ def test_the_sample_file_is_published_read_back_and_decoded(
         assert by_code[code][0] == "999:600001"
         assert by_code[code][1]["person_id"] == "600001"
     assert by_code["LCA"][0] == "999:LOCATION:300001"
+    assert by_code["LCA"][2][BROADCAST] == b"1"
+    copies = [m for m in consume_all(broker.bootstrap_servers, RECORDS, expected=15)
+              if FORWARDED in dict(m.headers() or [])]
+    # each reference record is also copied to the two other partitions, for their employees
+    assert sorted((m.key() or b"", m.partition()) for m in copies) == sorted(
+        (key.encode(), partition)
+        for key, _, headers in published if headers.get(BROADCAST)
+        for partition in range(3) if partition != _home(key)
+    )
     assert by_code["ORA"][0] == "999:ORGANISATION:400001"
     assert by_code["POA"][0] == "999:POSITION:500001"
     person = by_code["PRA"][1]
@@ -303,6 +314,12 @@ def test_generated_files_publish_every_record(
     for key, event, _ in published:
         if event["person_id"] is not None:
             assert key == f"999:{event['person_id']}"
+
+
+def _home(key: str) -> int:
+    from streams.partitioner import partition_for
+
+    return partition_for(key.encode(), 3)
 
 
 def _sha(path: Path) -> str:
