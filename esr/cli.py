@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -90,6 +89,17 @@ class _ProgressLine:
         sys.stderr.flush()
 
 
+def _report(report: FileReport) -> None:
+    """Print a file's summary and count it in the metrics."""
+    from esr.observability import metrics
+
+    metrics.file_outcome(
+        report.vpd, report.status, counts_by_code=report.counts_by_code, quarantined=report.quarantined_count,
+        warnings=report.warning_count, skipped=report.unknown_count,
+    )
+    _print_report(report)
+
+
 def _print_report(report: FileReport) -> None:
     status = report.status.upper()
     if report.rejection_code is not None:
@@ -144,7 +154,7 @@ def _ingest_all(settings: Settings, files: Sequence[Path], *, dry_run: bool, for
     with _file_ingest(settings, dry_run=dry_run, force=force, strict_count=strict) as job:
         for path in files:
             report = job.ingest(path, _ProgressLine(path.name))
-            _print_report(report)
+            _report(report)
             failures += not report.ok
     return failures
 
@@ -180,6 +190,40 @@ def validate(settings: Settings, files: tuple[Path, ...], lenient_count: bool) -
     failures = _ingest_all(settings, files, dry_run=True, force=False, strict=not lenient_count)
     if failures:
         raise SystemExit(1)
+
+
+@main.command()
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option("--settle", type=float, default=5.0, show_default=True,
+              help="Seconds a file must stay unchanged before it is picked up.")
+@click.option("--interval", type=float, default=2.0, show_default=True, help="Seconds between scans.")
+@click.option("--once", is_flag=True, help="One pass over the inbox, then exit (for cron).")
+@click.pass_obj
+def watch(settings: Settings, directory: Path, settle: float, interval: float, once: bool) -> None:
+    """Ingest each trust's files from DIRECTORY as they arrive, in sequence order.
+
+    Published files move to DIRECTORY/archive, rejected ones to DIRECTORY/rejected with the reason beside
+    them; a file held for its sequence stays until the missing file arrives (or `esr ingest --force`).
+    """
+    import signal
+    import threading
+
+    from connectors.file_source.inbox import InboxWatcher
+    from esr.observability import metrics
+
+    metrics.serve(settings.metrics_port)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with _file_ingest(settings, dry_run=False, force=False, strict_count=True) as job:
+        watcher = InboxWatcher(directory, job, settle=0.0 if once else settle, poll_interval=interval,
+                               on_report=_report)
+        if once:
+            reports = watcher.poll_once()
+            if watcher.failing or not all(report.ok for report in reports):
+                raise SystemExit(1)
+        else:
+            watcher.run(stop)
 
 
 @main.command()
@@ -331,38 +375,67 @@ def topics(settings: Settings) -> None:
 @click.option("--employees", type=click.IntRange(1), default=2000, show_default=True)
 @click.option("--days", type=click.IntRange(0), default=3, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--force", is_flag=True, help="Accept files whose sequence is out of order.")
 @click.pass_obj
-def run(settings: Settings, files: tuple[Path, ...], vpd: str, employees: int, days: int, seed: int) -> None:
-    """The main job: broker and database up, files (or a generated sample) ingested, summary printed.
+def run(
+    settings: Settings, files: tuple[Path, ...], vpd: str, employees: int, days: int, seed: int, force: bool
+) -> None:
+    """The main job: broker, stream worker and sink up; files ingested; the database caught up; a summary.
 
-    With no FILES it generates a sample trust's full file and change files and registers the trust.
+    With no FILES it generates a sample trust's full file and change files (and registers the trust).
+    On a fresh embedded broker it first rebuilds the stream state from the files of earlier runs.
     """
     from connectors.file_source.ledger import Ledger
     from esr.generate import generate_files
-    from esr.runtime.broker import EmbeddedBroker
+    from esr.pipeline import Pipeline, PipelineError
 
     started = time.monotonic()
-    with ExitStack() as stack:
-        if not settings.bootstrap_servers:
-            embedded = stack.enter_context(EmbeddedBroker.create(settings.data_dir))
-            click.echo(f"embedded broker (Tansu, memory only) on {embedded.bootstrap_servers}")
-            settings = dataclasses.replace(settings, bootstrap_servers=embedded.bootstrap_servers)
-        url = _database_url(settings)
-        click.echo(f"database: {_redact(url)}")
-        paths = list(files)
-        if not paths:
-            sample_dir = settings.data_dir / "sample" / f"{vpd}-{employees}-{days}-{seed}"
-            sample_dir.mkdir(parents=True, exist_ok=True)
-            paths = generate_files(vpd, employees, days, seed, sample_dir)
-            click.echo(f"generated {len(paths)} sample files for trust {vpd} in {sample_dir}")
-            with Ledger(url) as ledger:
-                if ledger.trust(vpd) is None:
-                    ledger.add_trust(vpd, f"Sample NHS Trust {vpd}")
-                    click.echo(f"registered sample trust {vpd}")
-        failures = _ingest_all(settings, paths, dry_run=False, force=False, strict=True)
-    click.echo(f"{len(paths)} file(s), {failures} not accepted, {time.monotonic() - started:.1f} s in all")
+    url = _database_url(settings)
+    click.echo(f"database: {_redact(url)}")
+    paths = list(files)
+    if not paths:
+        sample_dir = settings.data_dir / "sample" / f"{vpd}-{employees}-{days}-{seed}"
+        sample_dir.mkdir(parents=True, exist_ok=True)
+        paths = generate_files(vpd, employees, days, seed, sample_dir)
+        click.echo(f"generated {len(paths)} sample files for trust {vpd} in {sample_dir}")
+        with Ledger(url) as ledger:
+            if ledger.trust(vpd) is None:
+                ledger.add_trust(vpd, f"Sample NHS Trust {vpd}")
+                click.echo(f"registered sample trust {vpd}")
+    since = _database_now(url)
+    try:
+        with Pipeline.open(settings, url, echo=click.echo) as pipeline:
+            pipeline.rebuild_state()
+            reports = pipeline.ingest(paths, on_report=_report, force=force)
+            click.echo("waiting for the stream worker and the sink to catch up...")
+            pipeline.wait_until_caught_up()
+            summary = pipeline.summary(reports, time.monotonic() - started, since)
+    except PipelineError as exc:
+        raise click.ClickException(str(exc)) from None
+    failures = sum(not report.ok for report in summary.files)
+    records = sum(report.record_count for report in summary.files)
+    click.echo("")
+    click.echo(f"{len(summary.files)} file(s), {failures} not accepted, {records:,} records")
+    events = sum(summary.events_by_type.values())
+    click.echo(f"change events recorded: {events:,}")
+    for event_type, count in summary.events_by_type.items():
+        click.echo(f"  {event_type:<28} {count:>9,}")
+    click.echo("rows in the read model: " + ", ".join(f"{t} {n:,}" for t, n in summary.rows_by_table.items()))
+    click.echo("time: " + ", ".join(f"{stage} {secs:.1f} s" for stage, secs in summary.stages.items())
+               + f"; {summary.seconds:.1f} s in all")
     if failures:
         raise SystemExit(1)
+
+
+def _database_now(url: str) -> dt.datetime:
+    """The database's clock: change events recorded from then on belong to this run."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT now()").fetchone()
+    assert row is not None
+    now: dt.datetime = row[0]
+    return now
 
 
 def _redact(url: str) -> str:
@@ -372,3 +445,9 @@ def _redact(url: str) -> str:
     credentials, host = rest.rsplit("@", 1)
     user = credentials.split(":", 1)[0]
     return f"{scheme}://{user}@{host}"
+
+
+from esr.web.cli import users, web  # noqa: E402  (the web package registers its commands here)
+
+main.add_command(web)
+main.add_command(users)

@@ -38,3 +38,6 @@ class Settings:
     partitions: int = field(default_factory=lambda: _int("ESR_PARTITIONS", 6))
     replication_factor: int = field(default_factory=lambda: _int("ESR_REPLICATION_FACTOR", 1))
     kafka_overrides: dict[str, str] = field(default_factory=_kafka_overrides)
+    metrics_port: int | None = field(
+        default_factory=lambda: _int("ESR_METRICS_PORT", 0) or None
+    )  # unset: no /metrics endpoint

@@ -108,3 +108,19 @@ def test_run_on_embedded_defaults(env: dict[str, str]) -> None:
     assert "embedded broker" in result.output
     assert result.output.count(": PUBLISHED") == 3
     assert "3 file(s), 0 not accepted" in result.output
+
+
+def test_watch_once_ingests_the_inbox(env: dict[str, str], tmp_path: Path) -> None:
+    esr(env, "trust", "add", "--vpd", "999", "--name", "Test NHS Trust")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    write_esr_file(inbox, sample_body()[:4], sequence=1)
+    write_esr_file(inbox, sample_body()[:2], vpd="123", sequence=1)
+    with EmbeddedBroker.create(tmp_path / "broker") as broker:
+        result = esr({**env, "ESR_BOOTSTRAP_SERVERS": broker.bootstrap_servers}, "watch", "--once", str(inbox))
+    assert result.exit_code == 1, result.output  # one file was rejected
+    assert "GO_999_EXP_GOC_20240301_00000001.DAT: PUBLISHED" in result.output
+    assert "GO_123_EXP_GOC_20240301_00000001.DAT: REJECTED VPD_NOT_FOUND" in result.output
+    assert (inbox / "archive" / "GO_999_EXP_GOC_20240301_00000001.DAT").exists()
+    reason = inbox / "rejected" / "GO_123_EXP_GOC_20240301_00000001.DAT.reason.txt"
+    assert reason.read_text().startswith("VPD_NOT_FOUND: no trust is registered for VPD 123")
