@@ -313,6 +313,52 @@ def imports(settings: Settings, vpd: str | None, limit: int) -> None:
 
 
 @main.group()
+def mileage() -> None:
+    """A trust's NHS mileage rate table (categories by user rates table and engine band)."""
+
+
+@mileage.command("import")
+@click.option("--vpd", required=True)
+@click.argument("csv_file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.pass_obj
+def mileage_import(settings: Settings, vpd: str, csv_file: Path) -> None:
+    """Replace the trust's table with CSV_FILE (columns code, engine_from, engine_to, rate_per_mile[, description])."""
+    import psycopg
+
+    from esr.mileage import parse_categories_csv
+    from esr.mileage.store import replace_categories, unmatched_vehicles
+    from esr.validation import ValidationError
+
+    try:
+        categories = parse_categories_csv(csv_file.read_bytes())
+    except ValidationError as exc:
+        raise click.ClickException(f"{csv_file}: {exc}") from None
+    with psycopg.connect(_database_url(settings)) as conn:
+        if conn.execute("SELECT 1 FROM esr.trust WHERE vpd = %s", (vpd,)).fetchone() is None:
+            raise click.ClickException(f"no trust is registered for VPD {vpd}")
+        count = replace_categories(conn, vpd, categories)
+        unmatched = unmatched_vehicles(conn, vpd)
+    click.echo(f"trust {vpd}: {count} mileage categories imported")
+    for allocation, _person, rates_table, engine_cc in unmatched:
+        click.echo(f"  vehicle allocation {allocation}: no category for {rates_table or 'no rates table'}"
+                   f" with an engine capacity of {engine_cc}")
+
+
+@mileage.command("list")
+@click.option("--vpd", required=True)
+@click.pass_obj
+def mileage_list(settings: Settings, vpd: str) -> None:
+    """Print the trust's table as CSV (the format `esr mileage import` reads)."""
+    import psycopg
+
+    from esr.mileage import categories_to_csv
+    from esr.mileage.store import load_categories
+
+    with psycopg.connect(_database_url(settings)) as conn:
+        click.echo(categories_to_csv(load_categories(conn, vpd)), nl=False)
+
+
+@main.group()
 def db() -> None:
     """Database schema."""
 

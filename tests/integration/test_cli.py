@@ -124,3 +124,32 @@ def test_watch_once_ingests_the_inbox(env: dict[str, str], tmp_path: Path) -> No
     assert (inbox / "archive" / "GO_999_EXP_GOC_20240301_00000001.DAT").exists()
     reason = inbox / "rejected" / "GO_123_EXP_GOC_20240301_00000001.DAT.reason.txt"
     assert reason.read_text().startswith("VPD_NOT_FOUND: no trust is registered for VPD 123")
+
+
+def test_mileage_import_and_list(env: dict[str, str], tmp_path: Path) -> None:
+    esr(env, "trust", "add", "--vpd", "999", "--name", "Test NHS Trust")
+    table = tmp_path / "rates.csv"
+    table.write_text(
+        "code,engine_from,engine_to,rate_per_mile,description\n"
+        "NHS_MILEAGE_CASUAL,0,1500,0.5600,Casual up to 1500cc\n"
+        "NHS_MILEAGE_CASUAL,1501,,0.6300,Casual over 1500cc\n"
+    )
+    imported = esr(env, "mileage", "import", "--vpd", "999", str(table))
+    assert imported.exit_code == 0, imported.output
+    assert "trust 999: 2 mileage categories imported" in imported.output
+    listed = esr(env, "mileage", "list", "--vpd", "999")
+    assert listed.output.splitlines() == [
+        "code,engine_from,engine_to,rate_per_mile,description",
+        "NHS_MILEAGE_CASUAL,0,1500,0.5600,Casual up to 1500cc",
+        "NHS_MILEAGE_CASUAL,1501,,0.6300,Casual over 1500cc",
+    ]
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("code,engine_from,engine_to,rate_per_mile\nNHS_MILEAGE_CASUAL,0,1500,cheap\n")
+    refused = esr(env, "mileage", "import", "--vpd", "999", str(bad))
+    assert refused.exit_code != 0
+    assert "line 2, field rate_per_mile" in refused.output
+    unknown = esr(env, "mileage", "import", "--vpd", "123", str(table))
+    assert unknown.exit_code != 0
+    assert "no trust is registered for VPD 123" in unknown.output
+    assert len(esr(env, "mileage", "list", "--vpd", "999").output.splitlines()) == 3  # unchanged by the refusals
