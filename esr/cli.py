@@ -17,6 +17,7 @@ from esr.config import Settings
 
 if TYPE_CHECKING:
     from connectors.file_source.ingest import FileIngest, FileReport
+    from esr.dlq import DeadLetters
 
 log = logging.getLogger("esr")
 
@@ -310,6 +311,113 @@ def imports(settings: Settings, vpd: str | None, limit: int) -> None:
                 click.echo(f"    {f.message}")
             for e in ledger.line_errors(f.sha256)[:20]:
                 click.echo(f"    line {e.line_no} [{e.severity}] {e.record_code or ''} {e.reason}")
+
+
+@main.group()
+def dlq() -> None:
+    """Dead letters of the worker (process) and the sink: list, show, replay, discard."""
+
+
+_stage = click.option("--stage", type=click.Choice(["process", "sink", "ingest"]), default="process",
+                      show_default=True)
+
+
+def _location(text: str) -> tuple[int, int]:
+    try:
+        partition, offset = text.split(":")
+        return int(partition), int(offset)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not PARTITION:OFFSET") from None
+
+
+def _dead_letters(settings: Settings) -> DeadLetters:
+    from esr.dlq import DeadLetters
+    from esr.kafka.config import client_config
+
+    return DeadLetters(client_config(settings, _bootstrap_servers(settings)), _database_url(settings))
+
+
+@dlq.command("list")
+@_stage
+@click.option("--all", "show_all", is_flag=True, help="Resolved ones too.")
+@click.pass_obj
+def dlq_list(settings: Settings, stage: str, show_all: bool) -> None:
+    """One line per dead letter: where it is, where it came from, why."""
+    from esr.dlq import DeadLetterError
+
+    shown = 0
+    try:
+        for letter in _dead_letters(settings).read(stage):
+            if letter.resolution is not None and not show_all:
+                continue
+            origin = letter.origin
+            came_from = f"{origin[0]}[{origin[1]}]@{origin[2]}" if origin else "?"
+            state = f" [{letter.resolution}]" if letter.resolution else ""
+            click.echo(f"{letter.partition}:{letter.offset}  from {came_from}  key {(letter.key or b'').decode()}"
+                       f"  {letter.reason}{state}")
+            shown += 1
+    except DeadLetterError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{shown} dead letter(s) in {stage}" + ("" if show_all else " still open"))
+
+
+@dlq.command("show")
+@_stage
+@click.argument("location")
+@click.pass_obj
+def dlq_show(settings: Settings, stage: str, location: str) -> None:
+    """One dead letter (LOCATION = PARTITION:OFFSET in the dead-letter topic), its payload decoded."""
+    import json
+
+    from esr.dlq import DeadLetterError
+
+    try:
+        letter = _dead_letters(settings).get(stage, *_location(location))
+    except DeadLetterError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"reason: {letter.reason}")
+    if letter.error:
+        click.echo(f"error: {letter.error}")
+    click.echo(f"status: {letter.resolution or 'open'}")
+    for name, value in sorted(letter.headers.items()):
+        click.echo(f"header {name}: {value.decode(errors='replace')}")
+    click.echo(json.dumps(letter.payload(), indent=2, default=str, ensure_ascii=False))
+
+
+@dlq.command("replay")
+@_stage
+@click.argument("location")
+@click.pass_obj
+def dlq_replay(settings: Settings, stage: str, location: str) -> None:
+    """Send a dead letter back to its original topic (once its cause is fixed)."""
+    from esr.dlq import DeadLetterError
+    from esr.kafka.config import producer_config
+    from esr.kafka.producer import Publisher
+
+    letters = _dead_letters(settings)
+    try:
+        letter = letters.get(stage, *_location(location))
+        origin = letters.replay(letter, Publisher(producer_config(settings, _bootstrap_servers(settings))))
+    except DeadLetterError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{location} sent back to {origin[0]}")
+
+
+@dlq.command("discard")
+@_stage
+@click.argument("location")
+@click.option("--reason", required=True, help="Why it is dropped (kept with your user name).")
+@click.pass_obj
+def dlq_discard(settings: Settings, stage: str, location: str, reason: str) -> None:
+    """Record that a dead letter is dropped on purpose."""
+    from esr.dlq import DeadLetterError
+
+    letters = _dead_letters(settings)
+    try:
+        letters.discard(letters.get(stage, *_location(location)), reason)
+    except DeadLetterError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{location} discarded")
 
 
 @main.group()
