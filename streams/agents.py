@@ -320,11 +320,20 @@ class EmployeesProcessor:
                 self.dead_letter(event, "undecodable record event", exc)
                 continue
             parts = key.split(b":")
+            # Employees and references are each applied per key, but one group never overtakes the other:
+            # at each switch the group gathered so far is applied first, so an employee record after a location
+            # record sees the new location whatever the batch boundaries were (a replay must match).
             if len(parts) == 3 and parts[1].decode() in REFERENCE_TYPES:
                 if _header(event, BROADCAST) is None:  # the ingest job has already copied it everywhere
                     self.forward(event, FORWARDED_REFERENCE)
+                if employees:
+                    await self._apply_employees(partition, employees, now_ms)
+                    employees = {}
                 group = references
             elif len(parts) == 2:
+                if references:
+                    await self._apply_references(partition, references, now_ms, owner=True)
+                    references = {}
                 group = employees
             else:
                 self.dead_letter(event, f"unexpected key {key!r}: neither <vpd>:<person_id> nor a reference")

@@ -1,0 +1,168 @@
+"""End to end: a generated full file from `esr ingest` to a caught-up read model, against a direct baseline.
+
+    python -m bench.pipeline [--employees 50000] [--seed 1]
+
+  (a) pipeline   the `esr run` pipeline (esr.pipeline.Pipeline: embedded Tansu, the stream worker in a child
+                 process, the sink in a thread) on a freshly migrated database: ingest the full file, then wait
+                 until the worker and the sink have caught up. Time per stage.
+  (b) latency    the next day's change file: seconds from `ingest` returning to the database holding every
+                 change of it.
+  (c) baseline   the same full file parsed (esr.format) and its records mapped by the sink's own pure code to
+                 the same rows, COPYed into the same tables of another fresh database: no Kafka, no Avro, no
+                 state, no diff.
+
+PostgreSQL: ESR_DATABASE_URL, else an embedded server; scratch databases are dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from bench.sink import _NAMESPACE, BENCH_DIR, CREATED, PARTITIONS, VPD, _admin_url, _database, _drop, _text
+from connectors.file_source.ledger import Ledger
+from esr.config import Settings
+from esr.format.lines import Record
+from esr.format.reader import EsrFile
+from esr.generate import generate_files
+from esr.pipeline import Pipeline
+
+
+def _events_of_file(path: Path) -> Iterator[dict[str, Any]]:
+    """A create event per record of the file, `after` = its values as canonical text (what the sink writes)."""
+    with EsrFile(path) as esr_file:
+        scan = esr_file.open()
+        run_date = esr_file.header.run_date
+        for line_no, parsed in esr_file.records():
+            if not isinstance(parsed, Record):
+                continue
+            layout = parsed.layout
+            after = {k: _text(v) for k, v in parsed.values.items() if v is not None}
+            entity_type = layout.entity.value
+            entity_id = parsed.entity_id
+            person_id = parsed.person_id if layout.person_scoped else None
+            event_type = CREATED[entity_type]
+            yield {
+                "event_id": str(uuid.uuid5(_NAMESPACE, f"{scan.sha256}:{line_no}:{entity_type}:{entity_id}")),
+                "event_type": event_type, "op": "c", "entity_type": entity_type, "entity_id": entity_id,
+                "vpd": VPD, "person_id": person_id, "employee_number": after.get("employee_number"),
+                "changes": [{"field": k, "old": None, "new": v} for k, v in after.items()],
+                "before": None, "after": after, "effective_date": None,
+                "source": {
+                    "file_name": path.name, "file_sha256": scan.sha256, "sequence": 1, "extract_type": "F",
+                    "run_date": run_date, "record_code": layout.code, "line_no": line_no, "topic": "esr.records",
+                    "partition": 0, "offset": line_no,
+                },
+                "ts_ms": 0,
+            }
+
+
+def baseline(url: str, path: Path) -> tuple[int, float]:
+    """Parse, map and COPY; (rows, seconds)."""
+    from connectors.sink.database import SinkDatabase
+    from connectors.sink.mapping import BY_NAME, CHANGE_EVENT_COLUMNS, Consumed, plan
+
+    started = time.perf_counter()
+    batch = plan([Consumed(event, "esr.changes", 0, i) for i, event in enumerate(_events_of_file(path))])
+    tables: dict[str, tuple[tuple[str, ...], list[tuple[Any, ...]]]] = {
+        "change_event": (CHANGE_EVENT_COLUMNS, batch.change_events),
+    }
+    for name, upserts in batch.upserts.items():
+        tables[name] = (BY_NAME[name].columns, upserts)
+    database = SinkDatabase(url, "baseline")
+    conn = database.connect()
+    rows = 0
+    with conn.transaction(), conn.cursor() as cursor:
+        for name, (columns, values) in tables.items():
+            statement = sql.SQL("COPY esr.{} ({}) FROM STDIN (FORMAT BINARY)").format(
+                sql.Identifier(name), sql.SQL(", ").join(map(sql.Identifier, columns)))
+            with cursor.copy(statement) as copy:
+                copy.set_types(database._types[name])
+                for row in values:
+                    copy.write_row(row)
+            rows += len(values)
+    seconds = time.perf_counter() - started
+    database.close()
+    return rows, seconds
+
+
+def _database_clock(url: str) -> Any:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT clock_timestamp()").fetchone()
+    assert row is not None
+    return row[0]
+
+
+def _count(url: str, table: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(sql.SQL("SELECT count(*) FROM esr.{}").format(sql.Identifier(table))).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--employees", type=int, default=50_000)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+
+    files_dir = BENCH_DIR / f"pipeline-{args.employees}-{args.seed}"
+    if not files_dir.exists():
+        generate_files(VPD, args.employees, 1, args.seed, files_dir)
+    full, change = sorted(files_dir.glob("*.DAT"), key=lambda p: p.name.split("_")[-1])
+    records = sum(1 for _ in full.open("rb")) - 2
+    print(f"full file {full.name}: {records:,} records ({args.employees:,} employees); change file {change.name}")
+
+    admin_url = _admin_url()
+    tag = uuid.uuid4().hex[:6]
+    pipeline_db, baseline_db = f"esr_bench_pipeline_{tag}", f"esr_bench_direct_{tag}"
+    data_dir = BENCH_DIR / f"pipeline-run-{tag}"
+    try:
+        url = _database(admin_url, pipeline_db)
+        with Ledger(url) as ledger:
+            ledger.add_trust(VPD, "Benchmark NHS Trust")
+        settings = Settings(data_dir=data_dir, bootstrap_servers=None, partitions=PARTITIONS)
+        with Pipeline.open(settings, url, echo=lambda _: None) as pipeline:
+            started = time.perf_counter()
+            [report] = pipeline.ingest([full])
+            ingested = time.perf_counter()
+            pipeline.wait_until_caught_up(timeout=1800)
+            caught_up = time.perf_counter()
+            total = caught_up - started
+            events = _count(url, "change_event")
+            print(f"(a) pipeline: {report.record_count:,} records -> {events:,} change events in the database "
+                  f"in {total:.1f} s ({report.record_count / total:,.0f} records/s end to end)")
+            print(f"    ingest {ingested - started:.1f} s, then worker and sink catch-up {caught_up - ingested:.1f} s"
+                  f" (stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in pipeline.stages.items()) + ")")
+
+            [change_report] = pipeline.ingest([change])
+            returned = _database_clock(url)
+            pipeline.wait_until_caught_up(timeout=600)
+            with psycopg.connect(url) as conn:
+                row = conn.execute(
+                    "SELECT max(recorded_at), count(*) FROM esr.change_event WHERE file_name = %s", (change.name,)
+                ).fetchone()
+            assert row is not None
+            latency = (row[0] - returned).total_seconds() if row[0] is not None else float("nan")
+            print(f"(b) change file: {change_report.record_count:,} records -> {row[1]:,} change events, the last "
+                  f"in PostgreSQL {latency:.2f} s after ingest returned (target: a 5,000-record file within 3 s)")
+        direct_url = _database(admin_url, baseline_db)
+        rows, seconds = baseline(direct_url, full)
+        print(f"(c) direct baseline (parse + map + COPY, no Kafka): {rows:,} rows in {seconds:.1f} s")
+        print(f"pipeline / baseline: {total / seconds:.1f}x the time (target: full file caught up in <= 60 s)")
+    finally:
+        _drop(admin_url, pipeline_db)
+        _drop(admin_url, baseline_db)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
