@@ -291,6 +291,82 @@ def trust_list(settings: Settings) -> None:
             )
 
 
+def _option_value(text: str) -> object:
+    if text.lower() in ("true", "yes"):
+        return True
+    if text.lower() in ("false", "no"):
+        return False
+    return int(text) if text.isdigit() else text
+
+
+@trust.command("show")
+@click.option("--vpd", required=True)
+@click.pass_obj
+def trust_show(settings: Settings, vpd: str) -> None:
+    """A trust's profile and NHS options."""
+    from connectors.file_source.ledger import Ledger
+    from esr.profiles import NhsOptions, nhs_options_from_dict, nhs_options_to_dict
+
+    with Ledger(_database_url(settings)) as ledger:
+        found = ledger.trust(vpd)
+        profile = ledger.trust_profile(vpd)
+    if found is None or profile is None:
+        raise click.ClickException(f"no trust is registered for VPD {vpd}")
+    inbox, stored = profile
+    options = NhsOptions() if stored is None else nhs_options_from_dict(stored, strict=False)
+    click.echo(f"{found.vpd}  {found.name}  v{found.interface_version}  {found.import_frequency}  "
+               f"{'active' if found.active else 'archived'}  last sequence "
+               f"{found.last_sequence if found.last_sequence is not None else '-'}  inbox {inbox or '-'}")
+    for key, value in nhs_options_to_dict(options).items():
+        click.echo(f"  {key} = {value}")
+
+
+@trust.command("set")
+@click.option("--vpd", required=True)
+@click.option("--name")
+@click.option("--frequency", type=click.Choice(["daily", "weekly"]))
+@click.option("--inbox", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--archive/--activate", "archived", default=None, help="Stop (or resume) accepting its files.")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="An NHS option, e.g. employee_archiving=automatic, archive_grace_days=30 (repeatable).")
+@click.pass_obj
+def trust_set(settings: Settings, vpd: str, name: str | None, frequency: str | None, inbox: Path | None,
+              archived: bool | None, options: tuple[str, ...]) -> None:
+    """Change a trust's profile; NHS options are validated as a whole before anything is saved."""
+    from connectors.file_source.ledger import Ledger
+    from esr.profiles import NhsOptions, nhs_options_from_dict, nhs_options_to_dict
+    from esr.validation import ValidationError
+
+    with Ledger(_database_url(settings)) as ledger:
+        profile = ledger.trust_profile(vpd)
+        if profile is None:
+            raise click.ClickException(f"no trust is registered for VPD {vpd}")
+        columns: dict[str, object] = {}
+        if options:
+            current = nhs_options_to_dict(
+                NhsOptions() if profile[1] is None else nhs_options_from_dict(profile[1], strict=False)
+            )
+            for item in options:
+                key, sep, value = item.partition("=")
+                if not sep:
+                    raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--option")
+                current[key.strip()] = _option_value(value.strip())
+            try:
+                columns["nhs_options"] = nhs_options_to_dict(nhs_options_from_dict(current))
+            except ValidationError as exc:
+                raise click.ClickException(str(exc)) from None
+        if name is not None:
+            columns["name"] = name
+        if frequency is not None:
+            columns["import_frequency"] = frequency
+        if inbox is not None:
+            columns["inbox_path"] = str(inbox)
+        if archived is not None:
+            columns["active"] = not archived
+        ledger.update_trust(vpd, **columns)
+    click.echo(f"trust {vpd} updated" if columns else "nothing to change")
+
+
 @main.command("imports")
 @click.option("--vpd")
 @click.option("--limit", type=int, default=20, show_default=True)

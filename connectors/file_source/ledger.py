@@ -125,6 +125,27 @@ class Ledger:
             )
             return cur.fetchall()
 
+    def trust_profile(self, vpd: str) -> tuple[str | None, dict[str, Any] | None] | None:
+        """The trust's inbox path and stored NHS options (None: the defaults), or None for no such trust."""
+        row = self.conn.execute("SELECT inbox_path, nhs_options FROM esr.trust WHERE vpd = %s", (vpd,)).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def update_trust(self, vpd: str, **columns: Any) -> None:
+        """Set profile columns (name, import_frequency, inbox_path, active, nhs_options as a dict)."""
+        allowed = {"name", "import_frequency", "inbox_path", "active", "nhs_options"}
+        unknown = set(columns) - allowed
+        if unknown:
+            raise ValueError(f"not a trust profile column: {', '.join(sorted(unknown))}")
+        if not columns:
+            return
+        values = {k: json.dumps(v) if k == "nhs_options" else v for k, v in columns.items()}
+        assignments = ", ".join(f"{name} = %({name})s" for name in values)
+        with self.conn.transaction():
+            self.conn.execute(
+                f"UPDATE esr.trust SET {assignments}, updated_at = now() WHERE vpd = %(vpd)s".encode(),
+                {**values, "vpd": vpd},
+            )
+
     @contextmanager
     def trust_lock(self, vpd: str) -> Iterator[None]:
         """Serialise ingests of one trust (sequence checks and updates must not interleave)."""

@@ -153,3 +153,30 @@ def test_mileage_import_and_list(env: dict[str, str], tmp_path: Path) -> None:
     assert unknown.exit_code != 0
     assert "no trust is registered for VPD 123" in unknown.output
     assert len(esr(env, "mileage", "list", "--vpd", "999").output.splitlines()) == 3  # unchanged by the refusals
+
+
+def test_trust_profile_and_nhs_options(env: dict[str, str], tmp_path: Path) -> None:
+    esr(env, "trust", "add", "--vpd", "999", "--name", "Test NHS Trust")
+    shown = esr(env, "trust", "show", "--vpd", "999")
+    assert "employee_archiving = none" in shown.output
+    updated = esr(env, "trust", "set", "--vpd", "999", "--frequency", "weekly", "--inbox", str(tmp_path),
+                  "--option", "employee_archiving=automatic", "--option", "archive_grace_days=30",
+                  "--option", "only_primary_address=false")
+    assert updated.exit_code == 0, updated.output
+    profile = esr(env, "trust", "show", "--vpd", "999").output
+    assert f"weekly  active  last sequence -  inbox {tmp_path}" in profile
+    assert "employee_archiving = automatic" in profile
+    assert "archive_grace_days = 30" in profile
+    assert "only_primary_address = False" in profile
+
+    refused = esr(env, "trust", "set", "--vpd", "999", "--option", "employee_archiving=sometimes")
+    assert refused.exit_code != 0
+    assert "employee_archiving" in refused.output
+    assert "employee_archiving = automatic" in esr(env, "trust", "show", "--vpd", "999").output  # unchanged
+
+    archived = esr(env, "trust", "set", "--vpd", "999", "--archive")
+    assert archived.exit_code == 0
+    assert "archived" in esr(env, "trust", "list").output
+    rejected = esr(env, "validate", str(SAMPLE))
+    assert "REJECTED VPD_NOT_FOUND" in rejected.output  # an archived trust's files are not accepted
+    assert esr(env, "trust", "show", "--vpd", "123").exit_code != 0
