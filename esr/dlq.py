@@ -10,18 +10,15 @@ records that it is dropped on purpose (`discard`). Both decisions are kept in Po
 from __future__ import annotations
 
 import getpass
-import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from confluent_kafka import Consumer, KafkaError, TopicCollection, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from esr.codec import Decoder, UndecodableMessage
 from esr.kafka.producer import Publisher
+from esr.kafka.reading import TopicReadError, read_to_end, topic_id
 from esr.kafka.topics import CHANGES, DLQ_INGEST, DLQ_PROCESS, DLQ_SINK, RECORDS
 
 STAGES = {"ingest": DLQ_INGEST, "process": DLQ_PROCESS, "sink": DLQ_SINK}
@@ -76,22 +73,16 @@ class DeadLetter:
             return f"<undecodable: {exc}>"
 
 
-def _topic_id(admin_config: dict[str, Any], topic: str) -> str:
-    admin = AdminClient(admin_config)  # kept until the result is in: a dropped client cancels its requests
-    described = admin.describe_topics(TopicCollection([topic]), request_timeout=10)[topic].result()
-    return str(getattr(described, "topic_id", "") or "")
-
-
 class DeadLetters:
     def __init__(self, client_config: dict[str, Any], database_url: str) -> None:
         self.config = client_config
         self.database_url = database_url
 
-    def _resolutions(self, stage: str, topic_id: str) -> dict[tuple[int, int], str]:
+    def _resolutions(self, stage: str, dlq_topic_id: str) -> dict[tuple[int, int], str]:
         with psycopg.connect(self.database_url) as conn:
             rows = conn.execute(
                 'SELECT partition, "offset", action FROM esr.dead_letter_resolution WHERE stage = %s AND topic_id = %s',
-                (stage, topic_id),
+                (stage, dlq_topic_id),
             ).fetchall()
         return {(partition, offset): action for partition, offset, action in rows}
 
@@ -99,39 +90,19 @@ class DeadLetters:
         """Every dead letter of the stage, oldest first per partition, read to the real end of the topic
         (end-of-partition events: the embedded broker's high watermark is wrong)."""
         topic = STAGES[stage]
-        resolutions = self._resolutions(stage, _topic_id(self.config, topic))
-        consumer = Consumer({
-            **self.config, "group.id": f"esr-dlq-{uuid.uuid4().hex}", "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        })
+        resolutions = self._resolutions(stage, topic_id(self.config, topic) or "")
         try:
-            metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
-            if metadata is None or metadata.error is not None:
-                raise DeadLetterError(f"topic {topic} does not exist")
-            pending = set(metadata.partitions)
-            consumer.assign([TopicPartition(topic, p, 0) for p in pending])
-            deadline = time.monotonic() + 60
-            while pending:
-                if time.monotonic() > deadline:
-                    raise DeadLetterError(f"{topic}: no end-of-partition from partitions {sorted(pending)}")
-                for message in consumer.consume(1000, 0.2):
-                    partition = message.partition()
-                    assert partition is not None
-                    error = message.error()
-                    if error is not None:
-                        if error.code() == KafkaError._PARTITION_EOF:
-                            pending.discard(partition)
-                            continue
-                        raise DeadLetterError(f"{topic}[{partition}]: {error}")
-                    offset = message.offset()
-                    assert offset is not None
-                    raw_headers = message.headers() or []
-                    pairs = raw_headers.items() if isinstance(raw_headers, dict) else raw_headers
-                    headers = {k: v if isinstance(v, bytes) else str(v or "").encode() for k, v in pairs}
-                    yield DeadLetter(stage, partition, offset, message.key(), message.value(), headers,
-                                     resolutions.get((partition, offset)))
-        finally:
-            consumer.close()
+            for message in read_to_end(self.config, topic):
+                partition, offset = message.partition(), message.offset()
+                assert partition is not None
+                assert offset is not None
+                raw_headers = message.headers() or []
+                pairs = raw_headers.items() if isinstance(raw_headers, dict) else raw_headers
+                headers = {k: v if isinstance(v, bytes) else str(v or "").encode() for k, v in pairs}
+                yield DeadLetter(stage, partition, offset, message.key(), message.value(), headers,
+                                 resolutions.get((partition, offset)))
+        except TopicReadError as exc:
+            raise DeadLetterError(str(exc)) from None
 
     def get(self, stage: str, partition: int, offset: int) -> DeadLetter:
         for letter in self.read(stage):
@@ -140,12 +111,12 @@ class DeadLetters:
         raise DeadLetterError(f"no dead letter at {STAGES[stage]}[{partition}]@{offset}")
 
     def _resolve(self, letter: DeadLetter, action: str, reason: str | None) -> None:
-        topic_id = _topic_id(self.config, STAGES[letter.stage])
+        current_id = topic_id(self.config, STAGES[letter.stage]) or ""
         with psycopg.connect(self.database_url) as conn:
             inserted = conn.execute(
                 'INSERT INTO esr.dead_letter_resolution (stage, topic_id, partition, "offset", action, reason,'
                 " resolved_by) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                (letter.stage, topic_id, letter.partition, letter.offset, action, reason, getpass.getuser()),
+                (letter.stage, current_id, letter.partition, letter.offset, action, reason, getpass.getuser()),
             ).rowcount
         if not inserted:
             raise DeadLetterError(f"{STAGES[letter.stage]}[{letter.partition}]@{letter.offset} is already resolved")

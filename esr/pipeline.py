@@ -28,7 +28,6 @@ import logging
 import shutil
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from connectors.file_source.ingest import FileIngest, FileReport, IngestSettings
 from connectors.file_source.ledger import Ledger
@@ -45,6 +44,7 @@ from connectors.sink.sink import DEFAULT_GROUP, Sink, SinkSettings
 from esr.config import Settings
 from esr.kafka.config import client_config, producer_config
 from esr.kafka.producer import Publisher
+from esr.kafka.reading import TopicReadError, end_offsets
 from esr.kafka.topics import CHANGES, RECORDS, ensure_topics
 from esr.runtime.broker import EmbeddedBroker
 from streams.app import APP_ID
@@ -61,43 +61,6 @@ READ_MODEL_TABLES = (
 
 class PipelineError(RuntimeError):
     pass
-
-
-def end_offsets(
-    config: dict[str, Any], topic: str, start: dict[int, int], timeout: float = 60.0
-) -> dict[int, int]:
-    """The real end of each partition: read from `start` (partition -> offset) to end-of-partition."""
-    consumer = Consumer({
-        **config,
-        "group.id": f"esr-probe-{uuid.uuid4().hex}",
-        "enable.auto.commit": False,
-        "enable.partition.eof": True,
-        "fetch.max.bytes": 1024 * 1024,
-    })
-    try:
-        ends = dict(start)
-        consumer.assign([TopicPartition(topic, p, offset) for p, offset in start.items()])
-        pending = set(start)
-        deadline = time.monotonic() + timeout
-        while pending:
-            if time.monotonic() > deadline:
-                raise PipelineError(f"{topic}: no end-of-partition from partitions {sorted(pending)}")
-            for message in consumer.consume(10000, 0.5):
-                partition = message.partition()
-                assert partition is not None
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        pending.discard(partition)
-                        continue
-                    raise PipelineError(f"{topic}[{partition}]: {error}")
-                offset = message.offset()
-                assert offset is not None
-                ends[partition] = offset + 1
-                pending.add(partition)  # more may follow: wait for the EOF after this message
-        return ends
-    finally:
-        consumer.close()
 
 
 def committed_offsets(config: dict[str, Any], group: str, topic: str, partitions: int) -> dict[int, int]:
@@ -271,8 +234,7 @@ class Pipeline:
     def _worker_caught_up(self) -> bool:
         partitions = self.settings.partitions
         committed = committed_offsets(self._client(), APP_ID, RECORDS, partitions)
-        ends = end_offsets(self._client(), RECORDS, committed)
-        return ends == committed
+        return end_offsets(self._client(), RECORDS, committed) == committed
 
     def _sink_caught_up(self) -> bool:
         with psycopg.connect(self.database_url) as conn:
@@ -287,7 +249,7 @@ class Pipeline:
         started = time.monotonic()
         deadline = started + timeout
         for name, check in (("worker", self._worker_caught_up), ("sink", self._sink_caught_up)):
-            while not check():
+            while not self._check(check):
                 self._raise_if_broken()
                 if time.monotonic() > deadline:
                     raise PipelineError(f"the {name} did not catch up within {timeout:.0f} s")
@@ -295,6 +257,13 @@ class Pipeline:
             self.stages[f"{name} catch-up"] = self.stages.get(f"{name} catch-up", 0.0) + (
                 time.monotonic() - started
             )
+
+    @staticmethod
+    def _check(check: Callable[[], bool]) -> bool:
+        try:
+            return check()
+        except TopicReadError as exc:
+            raise PipelineError(str(exc)) from None
 
     def _raise_if_broken(self) -> None:
         if self.worker is not None and not self.worker.alive():

@@ -58,10 +58,8 @@ from confluent_kafka import (
     KafkaError,
     KafkaException,
     Message,
-    TopicCollection,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient
 
 from connectors.sink.database import (
     Fenced,
@@ -77,6 +75,7 @@ from connectors.sink.fastread import FastChangeReader
 from connectors.sink.mapping import Consumed, Plan, Refusal, plan
 from esr.codec import UndecodableMessage
 from esr.kafka.producer import DeliveryFailed, Publisher
+from esr.kafka.reading import topic_id
 from esr.kafka.topics import CHANGES, DLQ_SINK
 
 log = logging.getLogger(__name__)
@@ -602,11 +601,8 @@ class Sink:
 
     def _lookup_topic_id(self) -> str | None:
         try:
-            admin = AdminClient({"bootstrap.servers": self.settings.bootstrap_servers, **self.settings.kafka_overrides})
-            futures = admin.describe_topics(TopicCollection([self.settings.topic]), request_timeout=10)
-            description = futures[self.settings.topic].result()
-            topic_id = getattr(description, "topic_id", None)
-            return str(topic_id) if topic_id is not None else None
+            config = {"bootstrap.servers": self.settings.bootstrap_servers, **self.settings.kafka_overrides}
+            return topic_id(config, self.settings.topic)
         except Exception as exc:  # an old broker without topic ids: no incarnation check
             log.info("sink: no topic id for %s (%s); stored offsets are trusted as they are", self.settings.topic, exc)
             return None
