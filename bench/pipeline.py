@@ -27,7 +27,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from bench.sink import _NAMESPACE, BENCH_DIR, CREATED, PARTITIONS, VPD, _admin_url, _database, _drop, _text
+from bench.sink import BENCH_DIR, PARTITIONS, VPD, _admin_url, _database, _drop, copy_rows, create_event, plan_rows
 from connectors.file_source.ledger import Ledger
 from esr.config import Settings
 from esr.format.lines import Record
@@ -37,61 +37,20 @@ from esr.pipeline import Pipeline
 
 
 def _events_of_file(path: Path) -> Iterator[dict[str, Any]]:
-    """A create event per record of the file, `after` = its values as canonical text (what the sink writes)."""
+    """The create event of each record of the file (what the sink writes for a full file)."""
     with EsrFile(path) as esr_file:
         scan = esr_file.open()
-        run_date = esr_file.header.run_date
         for line_no, parsed in esr_file.records():
-            if not isinstance(parsed, Record):
-                continue
-            layout = parsed.layout
-            after = {k: _text(v) for k, v in parsed.values.items() if v is not None}
-            entity_type = layout.entity.value
-            entity_id = parsed.entity_id
-            person_id = parsed.person_id if layout.person_scoped else None
-            event_type = CREATED[entity_type]
-            yield {
-                "event_id": str(uuid.uuid5(_NAMESPACE, f"{scan.sha256}:{line_no}:{entity_type}:{entity_id}")),
-                "event_type": event_type, "op": "c", "entity_type": entity_type, "entity_id": entity_id,
-                "vpd": VPD, "person_id": person_id, "employee_number": after.get("employee_number"),
-                "changes": [{"field": k, "old": None, "new": v} for k, v in after.items()],
-                "before": None, "after": after, "effective_date": None,
-                "source": {
-                    "file_name": path.name, "file_sha256": scan.sha256, "sequence": 1, "extract_type": "F",
-                    "run_date": run_date, "record_code": layout.code, "line_no": line_no, "topic": "esr.records",
-                    "partition": 0, "offset": line_no,
-                },
-                "ts_ms": 0,
-            }
+            if isinstance(parsed, Record):
+                yield create_event(parsed.layout, parsed.values, sha=scan.sha256, line_no=line_no,
+                                   file_name=path.name, run_date=esr_file.header.run_date)[1]
 
 
 def baseline(url: str, path: Path) -> tuple[int, float]:
     """Parse, map and COPY; (rows, seconds)."""
-    from connectors.sink.database import SinkDatabase
-    from connectors.sink.mapping import BY_NAME, CHANGE_EVENT_COLUMNS, Consumed, plan
-
     started = time.perf_counter()
-    batch = plan([Consumed(event, "esr.changes", 0, i) for i, event in enumerate(_events_of_file(path))])
-    tables: dict[str, tuple[tuple[str, ...], list[tuple[Any, ...]]]] = {
-        "change_event": (CHANGE_EVENT_COLUMNS, batch.change_events),
-    }
-    for name, upserts in batch.upserts.items():
-        tables[name] = (BY_NAME[name].columns, upserts)
-    database = SinkDatabase(url, "baseline")
-    conn = database.connect()
-    rows = 0
-    with conn.transaction(), conn.cursor() as cursor:
-        for name, (columns, values) in tables.items():
-            statement = sql.SQL("COPY esr.{} ({}) FROM STDIN (FORMAT BINARY)").format(
-                sql.Identifier(name), sql.SQL(", ").join(map(sql.Identifier, columns)))
-            with cursor.copy(statement) as copy:
-                copy.set_types(database._types[name])
-                for row in values:
-                    copy.write_row(row)
-            rows += len(values)
-    seconds = time.perf_counter() - started
-    database.close()
-    return rows, seconds
+    rows = copy_rows(url, plan_rows(_events_of_file(path)))
+    return rows, time.perf_counter() - started
 
 
 def _database_clock(url: str) -> Any:

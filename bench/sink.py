@@ -32,7 +32,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -63,6 +63,37 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def create_event(layout: Any, values: dict[str, Any], *, sha: str, line_no: int, file_name: str,
+                 run_date: dt.datetime) -> tuple[bytes, dict[str, Any]]:
+    """(key, the create event a full-file record makes): `after` = its values as canonical text."""
+    after = {k: _text(v) for k, v in values.items() if v is not None}
+    entity_type = layout.entity.value
+    entity_id = after[layout.key_field]
+    person_id = after.get("person_id") if layout.person_scoped else None
+    event_type = CREATED[entity_type]
+    key = f"{VPD}:{person_id}" if person_id else f"{VPD}:{entity_type}:{entity_id}"
+    return key.encode(), {
+        "event_id": str(uuid.uuid5(_NAMESPACE, f"{sha}:{line_no}:{entity_type}:{entity_id}:{event_type}")),
+        "event_type": event_type,
+        "op": "c",
+        "entity_type": entity_type,
+        "entity_id": entity_id,
+        "vpd": VPD,
+        "person_id": person_id,
+        "employee_number": after.get("employee_number"),
+        "changes": [{"field": k, "old": None, "new": v} for k, v in after.items()],
+        "before": None,
+        "after": after,
+        "effective_date": None,
+        "source": {
+            "file_name": file_name, "file_sha256": sha, "sequence": 1, "extract_type": "F", "run_date": run_date,
+            "record_code": layout.code, "line_no": line_no, "topic": "esr.records", "partition": 0,
+            "offset": line_no,
+        },
+        "ts_ms": 1_767_600_000_000,
+    }
+
+
 def generated_events(employees: int, seed: int) -> Iterator[tuple[bytes, dict[str, Any]]]:
     """(key, change event) for every record of a generated full file, in file order."""
     from esr.generate.records import RecordRow
@@ -74,33 +105,7 @@ def generated_events(employees: int, seed: int) -> Iterator[tuple[bytes, dict[st
     name = f"GO_{VPD}_EXP_GOF_{simulation.trust.start:%Y%m%d}_00000001.DAT"
     for line_no, line in enumerate(simulation.full_file_records(), start=2):
         assert isinstance(line, RecordRow)
-        layout = line.layout
-        after = {k: _text(v) for k, v in line.values.items() if v is not None}
-        entity_type = layout.entity.value
-        entity_id = after[layout.key_field]
-        person_id = after.get("person_id") if layout.person_scoped else None
-        event_type = CREATED[entity_type]
-        key = f"{VPD}:{person_id}" if person_id else f"{VPD}:{entity_type}:{entity_id}"
-        yield key.encode(), {
-            "event_id": str(uuid.uuid5(_NAMESPACE, f"{sha}:{line_no}:{entity_type}:{entity_id}:{event_type}")),
-            "event_type": event_type,
-            "op": "c",
-            "entity_type": entity_type,
-            "entity_id": entity_id,
-            "vpd": VPD,
-            "person_id": person_id,
-            "employee_number": after.get("employee_number"),
-            "changes": [{"field": k, "old": None, "new": v} for k, v in after.items()],
-            "before": None,
-            "after": after,
-            "effective_date": None,
-            "source": {
-                "file_name": name, "file_sha256": sha, "sequence": 1, "extract_type": "F", "run_date": run_date,
-                "record_code": layout.code, "line_no": line_no, "topic": "esr.records", "partition": 0,
-                "offset": line_no,
-            },
-            "ts_ms": 1_767_600_000_000,
-        }
+        yield create_event(line.layout, line.values, sha=sha, line_no=line_no, file_name=name, run_date=run_date)
 
 
 # -- databases -------------------------------------------------------------------------------------------
@@ -227,24 +232,27 @@ def _sinks(bootstrap: str, url: str, group: str, batch_size: int, count: int, pi
 
 # -- (c): the baseline ------------------------------------------------------------------------------------
 
-def _baseline(url: str, employees: int, seed: int) -> tuple[int, float]:
-    """COPY the rows the sink would write straight into the tables; (rows, seconds of COPY)."""
-    from connectors.sink.database import SinkDatabase
-    from connectors.sink.mapping import CHANGE_EVENT_COLUMNS, Consumed, plan
+Tables = dict[str, tuple[tuple[str, ...], list[tuple[Any, ...]]]]
 
-    events = [Consumed(event, "esr.changes", 0, i) for i, (_k, event) in enumerate(generated_events(employees, seed))]
-    batch = plan(events)
-    tables: dict[str, tuple[tuple[str, ...], list[tuple[Any, ...]]]] = {
-        "change_event": (CHANGE_EVENT_COLUMNS, batch.change_events),
-    }
-    from connectors.sink.mapping import BY_NAME
 
+def plan_rows(events: Iterable[dict[str, Any]]) -> Tables:
+    """The rows the sink would write for these events (its own pure planning), by table."""
+    from connectors.sink.mapping import BY_NAME, CHANGE_EVENT_COLUMNS, Consumed, plan
+
+    batch = plan([Consumed(event, "esr.changes", 0, i) for i, event in enumerate(events)])
+    tables: Tables = {"change_event": (CHANGE_EVENT_COLUMNS, batch.change_events)}
     for name, upserts in batch.upserts.items():
         tables[name] = (BY_NAME[name].columns, upserts)
+    return tables
+
+
+def copy_rows(url: str, tables: Tables) -> int:
+    """COPY the rows straight into the (empty) tables in one transaction; the number of rows."""
+    from connectors.sink.database import SinkDatabase
+
     database = SinkDatabase(url, "baseline")
     conn = database.connect()  # for its binary COPY types (jsonb text dumper)
     rows = 0
-    started = time.perf_counter()
     with conn.transaction(), conn.cursor() as cursor:
         for name, (columns, values) in tables.items():
             statement = sql.SQL("COPY esr.{} ({}) FROM STDIN (FORMAT BINARY)").format(
@@ -254,9 +262,16 @@ def _baseline(url: str, employees: int, seed: int) -> tuple[int, float]:
                 for row in values:
                     copy.write_row(row)
             rows += len(values)
-    seconds = time.perf_counter() - started
     database.close()
-    return rows, seconds
+    return rows
+
+
+def _baseline(url: str, employees: int, seed: int) -> tuple[int, float]:
+    """COPY the rows the sink would write straight into the tables; (rows, seconds of COPY)."""
+    tables = plan_rows(event for _key, event in generated_events(employees, seed))
+    started = time.perf_counter()
+    rows = copy_rows(url, tables)
+    return rows, time.perf_counter() - started
 
 
 # -- main -------------------------------------------------------------------------------------------------
