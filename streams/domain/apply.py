@@ -33,22 +33,26 @@ Diff semantics (documented once, here):
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
-from streams.domain.events import CREATE, DELETE, NAMES, REPLAY, UPDATE, ChangeEvent, change_event
+from streams.domain.events import CREATE, DELETE, NAMES, REPLAY, UPDATE, ChangeEvent, change_event, record_source
 from streams.domain.model import (
     INSIGNIFICANT,
     NO_START,
     TRACKING,
     Entity,
+    InputRecord,
     Values,
     as_date,
     diff,
     in_force,
     is_open,
     preceding,
+    run_day,
 )
-from streams.domain.state import JournaledState, Undo
+from streams.domain.state import JournaledState, JournalEntry, Undo, record_identity
 
 
 class _Lookup:
@@ -214,3 +218,44 @@ def entity_events(step: Step, entity_type: str, entity_id: str, what: str, befor
 
 def deleted_event(step: Step, entity_type: str, entity_id: str, before: Values | None) -> None:
     step.emit(NAMES[entity_type].deleted, DELETE, entity_type, entity_id, before, None, None)
+
+
+def apply_journaled(
+    current: JournaledState,
+    records: Sequence[InputRecord],
+    *,
+    now_ms: int,
+    person_id: str | None,
+    reject: Callable[[Mapping[str, Any]], str | None],
+    rejected: list[tuple[InputRecord, str]],
+    out: list[ChangeEvent],
+    apply_one: Callable[[Step, InputRecord], None],
+) -> None:
+    """The replay-safe loop employees and reference entities share (module doc of `state`): roll the state
+    back to before the earliest replayed record, skip records older than the journal, set aside the ones
+    `reject` names a reason for, apply each other record with `apply_one` through a journaling `Step`
+    (a replayed record keeps its original time and gets op "r"), and journal the call."""
+    original_ms = current.rewind(records)
+    call: list[JournalEntry] = []
+    for record in records:
+        if (record.topic, record.partition) != (current.topic, current.partition):
+            current.forget_position(record)
+        if record.offset <= current.offset:
+            continue  # older than the journal: applied, and its events delivered
+        event = record.event
+        reason = reject(event)
+        if reason is not None:
+            rejected.append((record, reason))
+            continue
+        replay = record.offset <= current.replay_until
+        source = event["source"]
+        step = Step(current, person_id=person_id, source=partial(record_source, record),
+                    sha=source["file_sha256"], line_no=source["line_no"], run=run_day(source["run_date"]),
+                    seq=source["sequence"], ms=original_ms.get(record.offset, now_ms) if replay else now_ms,
+                    replay=replay, out=out)
+        scalars = current.scalars()
+        apply_one(step, record)
+        call.append(JournalEntry(record.offset, record_identity(event), step.ms, current.offset,
+                                 None if current.scalars() == scalars else scalars, step.undo))
+        current.offset = record.offset
+    current.push_call(call)

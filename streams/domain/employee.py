@@ -45,6 +45,7 @@ from streams.domain.apply import (
     CREATED,
     SAME,
     Step,
+    apply_journaled,
     deleted_event,
     entity_events,
     remove,
@@ -66,7 +67,6 @@ from streams.domain.events import (
     WORK_ADDRESS_CHANGED,
     ChangeEvent,
     ChangeSource,
-    record_source,
 )
 from streams.domain.model import (
     PERSON_SCOPED,
@@ -82,7 +82,7 @@ from streams.domain.model import (
     run_day,
 )
 from streams.domain.reference import ReferenceView
-from streams.domain.state import EmployeeState, JournalEntry, Reconciliation, record_identity
+from streams.domain.state import EmployeeState, Reconciliation
 
 # The order child entities are reported in (reconciliation), person first.
 ENTITY_ORDER = ("PERSON", "ASSIGNMENT", "ADDRESS", "PHONE", "VEHICLE", "COSTING")
@@ -152,31 +152,12 @@ def apply_employee_batch(state: EmployeeState | None, records: Sequence[InputRec
         current = EmployeeState(vpd=str(head.get("vpd")), person_id=str(_person_of(head)))
     else:
         current = state.copy()
-    original_ms = current.rewind(records)
     outcome = EmployeeOutcome(current, [])
-    call: list[JournalEntry] = []
-    for record in records:
-        if (record.topic, record.partition) != (current.topic, current.partition):
-            current.forget_position(record)
-        if record.offset <= current.offset:
-            continue  # older than the journal: applied, and its events delivered
-        event = record.event
-        reason = _reject_reason(current, event)
-        if reason is not None:
-            outcome.rejected.append((record, reason))
-            continue
-        replay = record.offset <= current.replay_until
-        source = event["source"]
-        step = Step(current, person_id=current.person_id, source=partial(record_source, record),
-                    sha=source["file_sha256"], line_no=source["line_no"], run=run_day(source["run_date"]),
-                    seq=source["sequence"], ms=original_ms.get(record.offset, now_ms) if replay else now_ms,
-                    replay=replay, out=outcome.changes)
-        scalars = current.scalars()
-        _apply(step, current, event, reference)
-        call.append(JournalEntry(record.offset, record_identity(event), step.ms, current.offset,
-                                 None if current.scalars() == scalars else scalars, step.undo))
-        current.offset = record.offset
-    current.push_call(call)
+    apply_journaled(
+        current, records, now_ms=now_ms, person_id=current.person_id, reject=partial(_reject_reason, current),
+        rejected=outcome.rejected, out=outcome.changes,
+        apply_one=lambda step, record: _apply(step, current, record.event, reference),
+    )
     return _finish(outcome, current)
 
 

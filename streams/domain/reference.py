@@ -20,10 +20,20 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
-from streams.domain.apply import CHANGED, CREATED, TIMELINE, Step, deleted_event, entity_events, remove, upsert
-from streams.domain.events import ABSENT_FROM_FULL_FILE, UPDATE, ChangeEvent, ChangeSource, record_source
+from streams.domain.apply import (
+    CHANGED,
+    CREATED,
+    TIMELINE,
+    Step,
+    apply_journaled,
+    deleted_event,
+    entity_events,
+    remove,
+    upsert,
+)
+from streams.domain.events import ABSENT_FROM_FULL_FILE, UPDATE, ChangeEvent, ChangeSource
 from streams.domain.model import REFERENCE_TYPES, InputRecord, Values, canonical, run_day
-from streams.domain.state import JournalEntry, Reconciliation, ReferenceState, record_identity
+from streams.domain.state import Reconciliation, ReferenceState
 
 # Location fields that make up a work address (DESIGN §5 work_address view, plus the country).
 ADDRESS_FIELDS = ("description", "address_line_1", "address_line_2", "address_line_3", "town", "county",
@@ -136,39 +146,22 @@ def apply_reference_batch(state: ReferenceState | None, records: Sequence[InputR
         current = ReferenceState(vpd=head["vpd"], entity_type=entity_type, entity_id=head["entity_id"])
     else:
         current = state.copy()
-    original_ms = current.rewind(records)
     outcome = ReferenceOutcome(current, [])
     captured = False
-    call: list[JournalEntry] = []
-    for record in records:
-        if (record.topic, record.partition) != (current.topic, current.partition):
-            current.forget_position(record)
-        if record.offset <= current.offset:
-            continue  # older than the journal: applied, and its events delivered
-        event = record.event
-        reason = _reject_reason(current, event)
-        if reason is not None:
-            outcome.rejected.append((record, reason))
-            continue
-        replay = record.offset <= current.replay_until
-        source = event["source"]
-        step = Step(current, person_id=None, source=partial(record_source, record),
-                    sha=source["file_sha256"], line_no=source["line_no"], run=run_day(source["run_date"]),
-                    seq=source["sequence"], ms=original_ms.get(record.offset, now_ms) if replay else now_ms,
-                    replay=replay, out=outcome.changes)
-        scalars = current.scalars()
+
+    def apply_one(step: Step, record: InputRecord) -> None:
+        nonlocal captured
         if not captured:
             outcome.previous = current.view(current.entity_type, current.entity_id, step.run)
             captured = True
-        before, after = _apply(step, event)
+        before, after = _apply(step, record.event)
         if _address_moved(current.entity_type, before, after):
             (outcome.changed_location_ids if current.entity_type == "LOCATION"
              else outcome.changed_organisation_ids).add(current.entity_id)
             outcome.fanout_source = ChangeSource.of_record(record)
-        call.append(JournalEntry(record.offset, record_identity(event), step.ms, current.offset,
-                                 None if current.scalars() == scalars else scalars, step.undo))
-        current.offset = record.offset
-    current.push_call(call)
+
+    apply_journaled(current, records, now_ms=now_ms, person_id=None, reject=partial(_reject_reason, current),
+                    rejected=outcome.rejected, out=outcome.changes, apply_one=apply_one)
     if current.deleted:
         outcome.state, outcome.tombstone = None, current
     return outcome
