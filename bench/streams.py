@@ -324,6 +324,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"round {round_no}: published {records:,} records to {settings.partitions} partitions in "
                       f"{seconds:.1f} s ({records / seconds:,.0f}/s)")
                 count_profile = work / "count.prof" if args.profile and last else None
+                load_before_count = os.getloadavg()[0]
                 count = measure_counting(bootstrap, settings.partitions, records, work, args.cpu, args.timeout,
                                          count_profile)
                 count_rates = _rates(count["events"], count)
@@ -335,6 +336,7 @@ def run(args: argparse.Namespace) -> int:
                 profile = work / "worker.prof" if args.profile and last else None
                 sample = work / "worker.samples" if args.sample and last else None
                 broker_cpu = process_cpu(broker.pid)
+                load_before_worker = os.getloadavg()[0]
                 worker_started = time.monotonic()
                 stats = measure_worker(bootstrap, settings.partitions, records, work, args.cpu, args.timeout,
                                        domain, profile, sample)
@@ -356,6 +358,9 @@ def run(args: argparse.Namespace) -> int:
                                     sorted(stats["threads"].items(), key=lambda item: -item[1]))
                 print(f"      worker CPU seconds by thread (whole run, start-up included): {threads}; "
                       f"the broker used {broker_cpu:.1f} CPU s meanwhile ({broker_share:.0%} of a core)")
+                print(f"      machine load (1-minute average) as (a) / (b) started: {load_before_count:.1f} / "
+                      f"{load_before_worker:.1f} on {os.cpu_count()} CPUs (a busy machine lowers the wall-clock "
+                      "rates most; compare the ratios, measured in the same round)")
                 if count_profile is not None and count_profile.exists():
                     print_profile(count_profile, "counting agent")
                 if profile is not None and profile.exists():

@@ -5,7 +5,8 @@ The shell never imports the domain directly: it gets a `DomainPort`, a bundle of
 another one (the shell's tests and the bench can use `tests.doubles.domain`, a deliberately simple test
 double with the same signatures, to measure the shell alone). The names looked up in the module:
 
-    InputRecord(event, topic, partition, offset)
+    InputRecord(event, topic, partition, offset)   (the decoded record event: its payload is an
+                         `esr.codec.TextRecord`, the non-null fields as canonical text)
     apply_employee_batch(state | None, records, reference, *, now_ms)
         -> outcome: .state (None: deleted), .changes, .tombstone (optional), .rejected (optional)
     apply_reference_batch(state | None, records, *, now_ms)
@@ -17,6 +18,9 @@ double with the same signatures, to measure the shell alone). The names looked u
     ChangeSource.of_event(control_event, topic=, partition=, offset=)
     encode_state / decode_state, encode_reference_state / decode_reference_state
     employee_snapshot(state) -> JSON-ready dict for esr.employees (optional: else encode_state's bytes)
+    work_address_refs(state) -> (location ids, organisation ids) the state's work addresses go through, and
+    organisations_at(vpd, organisation_ids, location_ids, reference) -> those at the locations (optional,
+                         both: without them a location change is offered to every employee of the trust)
 
 Change dicts are encoded with `esr.codec.Encoder("change-event")` unless the module exports
 `encode_change` / `decode_change`.
@@ -25,11 +29,12 @@ Change dicts are encoded with `esr.codec.Encoder("change-event")` unless the mod
 from __future__ import annotations
 
 import importlib
-import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 DEFAULT_DOMAIN = "streams.domain"
 DOMAIN_ENV = "ESR_STREAMS_DOMAIN"
@@ -58,6 +63,9 @@ class DomainPort:
     decode_change: Callable[[bytes], dict[str, Any]]
     #: headers sent with every change event (content type of the encoding)
     change_headers: tuple[tuple[str, bytes], ...] = ()
+    #: narrow a location / organisation fan-out (`streams.places`); None: every employee of the trust
+    work_address_refs: Callable[[Any], tuple[frozenset[str], frozenset[str]]] | None = None
+    organisations_at: Callable[..., set[str]] | None = None
 
 
 def _reference_entry(state: Any) -> Mapping[str, Any] | None:
@@ -81,7 +89,12 @@ def _avro_change_codec() -> tuple[Callable[[Mapping[str, Any]], bytes], Callable
 
 
 def _json_default(value: Any) -> Any:
-    return str(value)
+    """What the json module would make of it: a tuple is an array; anything else unknown, its text."""
+    return list(value) if isinstance(value, tuple) else str(value)
+
+
+#: orjson would write dates and dataclasses its own way: they go through `_json_default` as with json
+_SNAPSHOT_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 def port_from_module(module: Any) -> DomainPort:
@@ -91,11 +104,7 @@ def port_from_module(module: Any) -> DomainPort:
     change_headers: tuple[tuple[str, bytes], ...] = JSON_HEADERS
     if encode_change is None or decode_change is None:
         encode_change, decode_change, change_headers = _avro_change_codec()
-    input_record = module.InputRecord
     source_class = module.ChangeSource
-
-    def make_input(event: dict[str, Any], topic: str, partition: int, offset: int) -> Any:
-        return input_record(event, topic, partition, offset)
 
     def change_source(event: Mapping[str, Any], topic: str, partition: int, offset: int) -> Any:
         return source_class.of_event(event, topic=topic, partition=partition, offset=offset)
@@ -103,10 +112,10 @@ def port_from_module(module: Any) -> DomainPort:
     snapshot = getattr(module, "employee_snapshot", None)
     encode_state = module.encode_state
     if snapshot is not None:
-        dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_json_default).encode
+        dumps = orjson.dumps
 
         def employee_value(state: Any) -> bytes:
-            return dumps(snapshot(state)).encode()
+            return dumps(snapshot(state), default=_json_default, option=_SNAPSHOT_OPTIONS)
 
         employee_headers = JSON_HEADERS
     else:
@@ -114,7 +123,7 @@ def port_from_module(module: Any) -> DomainPort:
 
     return DomainPort(
         name=module.__name__,
-        input_record=make_input,
+        input_record=module.InputRecord,  # called once per record: the class itself, no wrapper
         apply_employee_batch=module.apply_employee_batch,
         apply_reference_batch=module.apply_reference_batch,
         work_address_changes=module.work_address_changes,
@@ -131,6 +140,8 @@ def port_from_module(module: Any) -> DomainPort:
         encode_change=encode_change,
         decode_change=decode_change,
         change_headers=change_headers,
+        work_address_refs=getattr(module, "work_address_refs", None),
+        organisations_at=getattr(module, "organisations_at", None),
     )
 
 

@@ -5,6 +5,7 @@ Typical consumer:  `Decoder("record-event").decode(message.value())` -> dict, or
 """
 
 from esr.codec.events import (
+    PAYLOAD_TYPES,
     Action,
     ControlEvent,
     ControlEventType,
@@ -14,6 +15,7 @@ from esr.codec.events import (
     record_event,
 )
 from esr.codec.framing import UndecodableMessage, content_type, fingerprint
+from esr.codec.reader import TextRecord
 from esr.codec.schemas import (
     CHANGE_EVENT,
     CONTROL_EVENT,
@@ -28,6 +30,7 @@ from esr.codec.serde import Decoder, Encoder, Registry
 __all__ = [
     "CHANGE_EVENT",
     "CONTROL_EVENT",
+    "PAYLOAD_TYPES",
     "RECORD_EVENT",
     "SUBJECTS",
     "Action",
@@ -41,6 +44,7 @@ __all__ = [
     "RecordEvent",
     "Registry",
     "Subject",
+    "TextRecord",
     "UndecodableMessage",
     "content_type",
     "control_event",

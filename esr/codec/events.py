@@ -42,6 +42,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _PAYLOAD_TYPE: dict[str, str] = {layout.code: fullname(layout.avro_name) for layout in LAYOUTS}
+#: the payload record types, by full name (what `Decoder(..., text_records=PAYLOAD_TYPES)` reads as text)
+PAYLOAD_TYPES: frozenset[str] = frozenset(_PAYLOAD_TYPE.values())
 _UPSERT = Action.UPSERT.value
 _DELETE = Action.DELETE.value
 

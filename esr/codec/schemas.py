@@ -293,6 +293,71 @@ def change_event_schema() -> Schema:
     }
 
 
+class MappedChangeType(enum.Enum):
+    """What a mapped change reports; UNKNOWN is what an older reader sees for a newer symbol."""
+
+    UNKNOWN = "UNKNOWN"
+    EMPLOYEE_MAPPED = "EMPLOYEE_MAPPED"  # the employee's mapped record is new or different
+    PERSON_DELETED = "PERSON_DELETED"  # the employee is gone (esr.employees tombstone): soft delete
+
+
+def mapped_change_event_schema() -> Schema:
+    """An employee expressed in the trust's target fields (DESIGN §2, `esr.mapped-changes`), key
+    "<vpd>:<person_id>": the whole mapped record (every standard field, every UDF of the template), not a
+    diff, so a reader needs no earlier event; `changes` says what differs from the record emitted before.
+    Values are canonical text (ISO dates, plain decimals); `udf_kinds` gives each UDF's kind."""
+    change = {
+        "type": "record",
+        "name": "MappedFieldChange",
+        "fields": [
+            {"name": "field", "type": "string"},
+            {"name": "old", "type": ["null", "string"], **_NULL_DEFAULT},
+            {"name": "new", "type": ["null", "string"], **_NULL_DEFAULT},
+        ],
+    }
+    problem = {
+        "type": "record",
+        "name": "MappingProblem",
+        "fields": [{"name": "target", "type": "string"}, {"name": "message", "type": "string"}],
+    }
+    source = {
+        "type": "record",
+        "name": "MappedSource",
+        "doc": "The esr.employees message (the employee's state) the record was mapped from.",
+        "fields": [
+            {"name": "topic", "type": ["null", "string"], **_NULL_DEFAULT},
+            {"name": "partition", "type": ["null", "int"], **_NULL_DEFAULT},
+            {"name": "offset", "type": ["null", "long"], **_NULL_DEFAULT},
+        ],
+    }
+    return {
+        "type": "record",
+        "name": "MappedChangeEvent",
+        "namespace": NAMESPACE,
+        "doc": "An employee's record in the trust's mapping, as published to esr.mapped-changes.",
+        "fields": [
+            {"name": "event_id", "type": "string", "doc": "deterministic: the same record gives the same id"},
+            {
+                "name": "event_type",
+                "type": _enum("MappedChangeType", [t.value for t in MappedChangeType], "UNKNOWN"),
+                "default": "UNKNOWN",
+            },
+            {"name": "op", "type": _enum("ChangeOp", [o.value for o in ChangeOp], "u"), "default": "u"},
+            {"name": "vpd", "type": "string"},
+            {"name": "person_id", "type": "string"},
+            {"name": "template_version", "type": "int", "doc": "0: the default template"},
+            {"name": "standard", "type": {"type": "map", "values": ["null", "string"]}, "default": {}},
+            {"name": "udf", "type": {"type": "map", "values": ["null", "string"]}, "default": {}},
+            {"name": "udf_kinds", "type": {"type": "map", "values": "string"}, "default": {},
+             "doc": "each UDF's kind (text, date, datetime, int, decimal): how to read its text"},
+            {"name": "changes", "type": {"type": "array", "items": change}, "default": []},
+            {"name": "problems", "type": {"type": "array", "items": problem}, "default": []},
+            {"name": "source", "type": source},
+            {"name": "ts_ms", "type": "long", "default": 0, "doc": "processing time, ms since the epoch (UTC)"},
+        ],
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class Subject:
     name: str  # directory under schemas/
@@ -313,7 +378,12 @@ class Subject:
 RECORD_EVENT = Subject("record-event", "esr.records", Compatibility.BACKWARD_TRANSITIVE, record_event_schema)
 CONTROL_EVENT = Subject("control-event", "esr.control", Compatibility.FULL_TRANSITIVE, control_event_schema)
 CHANGE_EVENT = Subject("change-event", "esr.changes", Compatibility.FULL_TRANSITIVE, change_event_schema)
-SUBJECTS: dict[str, Subject] = {s.name: s for s in (RECORD_EVENT, CONTROL_EVENT, CHANGE_EVENT)}
+MAPPED_CHANGE_EVENT = Subject(
+    "mapped-change-event", "esr.mapped-changes", Compatibility.FULL_TRANSITIVE, mapped_change_event_schema
+)
+SUBJECTS: dict[str, Subject] = {
+    s.name: s for s in (RECORD_EVENT, CONTROL_EVENT, CHANGE_EVENT, MAPPED_CHANGE_EVENT)
+}
 
 _VERSION_FILE = re.compile(r"^v([1-9][0-9]*)\.avsc$")
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from fastavro import parse_schema, schemaless_reader
 
 from esr.codec.framing import (
     CONTENT_TYPE_HEADER,
+    SINGLE_OBJECT_HEADER_SIZE,
     Framing,
     UndecodableMessage,
     confluent_header,
@@ -150,9 +151,13 @@ class Decoder:
 
     A message written with the latest version goes through the compiled reader; older versions (and
     registry schemas that are none of ours) through fastavro's schema resolution to the latest.
+
+    `text_records`: full names of record types the compiled reader returns as `reader.TextRecord`s (non-null
+    fields as canonical text); a message written with an older version has them as typed values.
     """
 
-    def __init__(self, subject_name: str, *, registry: Registry | None = None) -> None:
+    def __init__(self, subject_name: str, *, registry: Registry | None = None,
+                 text_records: Collection[str] = ()) -> None:
         versions = load_versions(subject_name)
         if not versions:
             raise LookupError(f"no committed schema for {subject_name!r}")
@@ -162,11 +167,28 @@ class Decoder:
         self._by_fingerprint: dict[bytes, ReadFn] = {
             fingerprint(schema): _resolving_reader(schema, self._reader) for schema in versions[:-1]
         }
-        self._by_fingerprint[fingerprint(versions[-1])] = compile_reader(versions[-1])
+        self._by_fingerprint[fingerprint(versions[-1])] = compile_reader(versions[-1], text_records=text_records)
+        # the common case, tested first: single-object framing, written with the latest version
+        self._latest_header = single_object_header(versions[-1])
+        self._read_latest = self._by_fingerprint[fingerprint(versions[-1])]
+        self._latest_what = f"fingerprint {fingerprint(versions[-1]).hex()}"
         self._by_id: dict[int, ReadFn | str] = {}  # str: why the id cannot be used
 
     def decode(self, data: bytes) -> dict[str, Any]:
         """The event as a dict in the latest schema's shape (payload: a plain dict, enums: symbols)."""
+        if data[:SINGLE_OBJECT_HEADER_SIZE] == self._latest_header:
+            read, offset, what = self._read_latest, SINGLE_OBJECT_HEADER_SIZE, self._latest_what
+        else:
+            read, offset, what = self._reader_of(data)
+        try:
+            return read(data, offset)
+        except Exception as exc:  # a corrupt body surfaces as many exception classes
+            raise UndecodableMessage(
+                f"corrupt or unreadable {self.subject} message ({what}): {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def _reader_of(self, data: bytes) -> tuple[ReadFn, int, str]:
+        """The reader of `data`'s writer schema, where its body starts, and how the schema was named."""
         frame = read_frame(data)
         if frame.framing is Framing.SINGLE_OBJECT:
             assert isinstance(frame.schema_ref, bytes)
@@ -181,12 +203,7 @@ class Decoder:
             assert isinstance(frame.schema_ref, int)
             read = self._for_id(frame.schema_ref)
             what = f"schema id {frame.schema_ref}"
-        try:
-            return read(data, frame.body_offset)
-        except Exception as exc:  # a corrupt body surfaces as many exception classes
-            raise UndecodableMessage(
-                f"corrupt or unreadable {self.subject} message ({what}): {type(exc).__name__}: {exc}"
-            ) from exc
+        return read, frame.body_offset, what
 
     def _for_id(self, schema_id: int) -> ReadFn:
         found = self._by_id.get(schema_id)

@@ -282,28 +282,47 @@ class _Compiler:
             return self.functions[name]
         function = self.functions[name] = f"{self.prefix}w{len(self.functions)}_{name.replace('.', '_')}"
         lines = [f"def {function}(d, a):"]
+        self.record_body(schema, "d", lines, "    ")
+        if not schema["fields"]:
+            lines.append("    pass")
+        self.sources.append("\n".join(lines))
+        return function
+
+    def record_body(self, schema: Schema, d: str, lines: list[str], ind: str, *, names: bool = False) -> None:
+        """Lines writing the record in `d` (a function's body, or inline: see `flat`); `names`: its plain
+        string fields are names (`emit`'s `is_name`)."""
+        name = schema["name"]
         fields = schema["fields"]
         variables = [self.temp() for _ in fields]
         if self.fast and fields:  # a dict with every field: all values in one call
             getter = self.constant(operator.itemgetter(*(field["name"] for field in fields)))
-            lines.append("    if type(d) is not dict: _bad('a record', d)")
-            lines.append(f"    {variables[0]}, = {getter}(d)" if len(fields) == 1 else
-                         f"    {', '.join(variables)} = {getter}(d)")
+            lines.append(f"{ind}if type({d}) is not dict: _bad('a record', {d})")
+            lines.append(f"{ind}{variables[0]}, = {getter}({d})" if len(fields) == 1 else
+                         f"{ind}{', '.join(variables)} = {getter}({d})")
         for var, field in zip(variables, fields, strict=True):
             key = repr(field["name"])
             if self.fast:
                 pass
             elif "default" in field:
                 default = field["default"]
-                lines.append(f"    {var} = d.get({key})" if default is None else
-                             f"    {var} = d.get({key}, {self.constant(default)})")
+                lines.append(f"{ind}{var} = {d}.get({key})" if default is None else
+                             f"{ind}{var} = {d}.get({key}, {self.constant(default)})")
             else:
-                lines.append(f"    {var} = d[{key}]")
-            self.emit(field["type"], var, lines, "    ", f"{name}.{field['name']}")
-        if not fields:
-            lines.append("    pass")
-        self.sources.append("\n".join(lines))
-        return function
+                lines.append(f"{ind}{var} = {d}[{key}]")
+            self.emit(field["type"], var, lines, ind, f"{name}.{field['name']}", is_name=names)
+
+    def flat(self, schema: Any) -> Schema | None:
+        """`schema` if it is a record of primitive fields (and [null, primitive] unions), else None: the fast
+        code writes such records inline where they are the items of an array (no call per item)."""
+        if isinstance(schema, str):
+            schema = self.named.get(schema)
+        if not isinstance(schema, dict) or schema.get("type") != "record":
+            return None
+        for field in schema["fields"]:
+            branches = field["type"] if isinstance(field["type"], list) else [field["type"]]
+            if not all(isinstance(branch, str) and branch in _PRIMITIVES for branch in branches):
+                return None
+        return schema
 
     def branch_function(self, schema: Any, index: int, where: str) -> str:
         """`f(v, a)` writing the union index and then the value."""
@@ -315,9 +334,14 @@ class _Compiler:
         return function
 
     def emit(
-        self, schema: Any, var: str, lines: list[str], ind: str, where: str, union_index: int | None = None
+        self, schema: Any, var: str, lines: list[str], ind: str, where: str, union_index: int | None = None,
+        *, is_name: bool = False,
     ) -> None:
-        """Lines writing `var`; `union_index`: the value is that branch of a union (index not yet written)."""
+        """Lines writing `var`; `union_index`: the value is that branch of a union (index not yet written).
+
+        `is_name`: a plain string that is a name (a map key, a string field of an array's flat records: a field
+        name in a list of changes), drawn from a small set: the fast code looks its encoding up in a memo.
+        """
         if isinstance(schema, str) and schema in self.named:
             schema = self.named[schema]
         if isinstance(schema, list):
@@ -357,6 +381,11 @@ class _Compiler:
                 lines.append(f"{ind}a(_pack_{kind}({var}))")
             case "string":
                 data, size = self.temp(), self.temp()
+                if self.fast and is_name and union_index is None:
+                    names = self.constant(_memoised(_name_bytes))
+                    lines.append(f"{ind}{data} = {names}.cache.get({var})")
+                    lines.append(f"{ind}a({names}.miss({var}) if {data} is None else {data})")
+                    return
                 lines.append(f"{ind}{data} = {var}.encode()")
                 if self.fast:  # an IndexError past the table: the reference code writes it
                     table = "_LEN" if union_index is None else self.constant(_branch_lengths(union_index))
@@ -392,14 +421,18 @@ class _Compiler:
                 lines.append(f"{ind}if {var}:")
                 lines.append(f"{ind}    a(encode_long(len({var})))")
                 lines.append(f"{ind}    for {item} in {var}:")
-                self.emit(schema["items"], item, lines, ind + "        ", f"{where}[]")
+                flat = self.flat(schema["items"]) if self.fast else None
+                if flat is not None:
+                    self.record_body(flat, item, lines, ind + "        ", names=True)
+                else:
+                    self.emit(schema["items"], item, lines, ind + "        ", f"{where}[]")
                 lines.append(f"{ind}a(b'\\x00')")
             case "map":
                 key, item = self.temp(), self.temp()
                 lines.append(f"{ind}if {var}:")
                 lines.append(f"{ind}    a(encode_long(len({var})))")
                 lines.append(f"{ind}    for {key}, {item} in {var}.items():")
-                self.emit("string", key, lines, ind + "        ", f"{where}{{}}")
+                self.emit("string", key, lines, ind + "        ", f"{where}{{}}", is_name=True)
                 self.emit(schema["values"], item, lines, ind + "        ", f"{where}{{}}")
                 lines.append(f"{ind}a(b'\\x00')")
             case _:
@@ -428,6 +461,12 @@ class _Compiler:
         lines.append(f"{body}{writer} = {table}.get({name})")
         lines.append(f"{body}if {writer} is None: _bad({where!r}, {name}, 'a branch name of the union')")
         lines.append(f"{body}{writer}({value}, a)")
+
+
+def _name_bytes(name: str) -> bytes:
+    """A string as Avro writes it (length, UTF-8): what the fast code memoises for names."""
+    data = name.encode()
+    return encode_long(len(data)) + data
 
 
 def _branch_name(branch: Any) -> str:

@@ -237,8 +237,10 @@ def apply_journaled(
     (a replayed record keeps its original time and gets op "r"), and journal the call."""
     original_ms = current.rewind(records)
     call: list[JournalEntry] = []
+    run_date: Any = None
+    run = ""
     for record in records:
-        if (record.topic, record.partition) != (current.topic, current.partition):
+        if record.partition != current.partition or record.topic != current.topic:
             current.forget_position(record)
         if record.offset <= current.offset:
             continue  # older than the journal: applied, and its events delivered
@@ -249,8 +251,11 @@ def apply_journaled(
             continue
         replay = record.offset <= current.replay_until
         source = event["source"]
+        if source["run_date"] is not run_date or not run:  # a call's records mostly share one (memoised) run date
+            run_date = source["run_date"]
+            run = run_day(run_date)
         step = Step(current, person_id=person_id, source=partial(record_source, record),
-                    sha=source["file_sha256"], line_no=source["line_no"], run=run_day(source["run_date"]),
+                    sha=source["file_sha256"], line_no=source["line_no"], run=run,
                     seq=source["sequence"], ms=original_ms.get(record.offset, now_ms) if replay else now_ms,
                     replay=replay, out=out)
         scalars = current.scalars()

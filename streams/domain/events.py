@@ -20,6 +20,10 @@ ChangeEvent = dict[str, Any]
 # The namespace of event ids: uuid5(namespace, "<file sha256>:<line>:<entity type>:<entity id>:<event type>").
 EVENT_ID_NAMESPACE = uuid.UUID("5b0f6a0e-3c1e-5d7a-9a57-e5a0c0de0001")
 _SHA1_OF_NAMESPACE = hashlib.sha1(EVENT_ID_NAMESPACE.bytes, usedforsecurity=False)
+# The first 16 bytes of the SHA-1 as a big-endian int: byte 6's high nibble becomes the version (5), byte 8's
+# two high bits the RFC 4122 variant (10).
+_UUID_KEEP = ~((0xF0 << 72) | (0xC0 << 56)) & ((1 << 128) - 1)
+_UUID_SET = (0x50 << 72) | (0x80 << 56)
 
 CREATE = ChangeOp.CREATE.value
 UPDATE = ChangeOp.UPDATE.value
@@ -79,10 +83,7 @@ def event_id(file_sha256: str, line_no: int | None, entity_type: str, entity_id:
     line = "" if line_no is None else line_no
     hasher = _SHA1_OF_NAMESPACE.copy()
     hasher.update(f"{file_sha256}:{line}:{entity_type}:{entity_id}:{event_type}".encode())
-    digest = bytearray(hasher.digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    text = digest.hex()
+    text = "%032x" % (int.from_bytes(hasher.digest()[:16]) & _UUID_KEEP | _UUID_SET)
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 

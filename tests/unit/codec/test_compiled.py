@@ -134,3 +134,59 @@ def test_reader_rejects_impossible_sizes() -> None:
         read(data + b"\x00", 0)
     with pytest.raises(ValueError, match="impossible"):
         read(b"\x00\x00\x80\x80\x04" + data[3:], 0)  # l=0, i=null, then a string of 32768 bytes
+
+
+NAMED = {
+    "type": "record",
+    "name": "Named",
+    "namespace": "t",
+    "fields": [
+        {"name": "changes", "type": {"type": "array", "items": {
+            "type": "record", "name": "Change", "fields": [
+                {"name": "field", "type": "string"},
+                {"name": "old", "type": ["null", "string"]},
+                {"name": "new", "type": ["null", "string"]},
+            ]}}},
+        {"name": "after", "type": ["null", {"type": "map", "values": ["null", "string"]}]},
+    ],
+}
+
+
+def test_names_are_memoised_and_written_as_fastavro_writes_them() -> None:
+    """Map keys and the string fields of an array's flat records go through the fast code's memo: the
+    same bytes on a first write (miss) and on later ones (hit), whatever the name."""
+    write = compile_writer(NAMED)
+    long_name = "n" * 20_000  # longer than the fast code's length table
+    data: list[dict[str, Any]] = [
+        {"changes": [], "after": None},
+        {"changes": [{"field": "last_name", "old": None, "new": "Jones"},
+                     {"field": "first_name", "old": "Ann", "new": None}],
+         "after": {"last_name": "Jones", "title": None, "": "empty key"}},
+        {"changes": [{"field": long_name, "old": "Siân", "new": "Siôn"}], "after": {long_name: "x", "é": "ü"}},
+    ]
+    for _ in range(2):
+        for datum in data:
+            assert write(datum) == _fastavro_write(NAMED, datum)
+
+
+def test_a_name_that_is_not_a_string_is_refused() -> None:
+    """As the reference code refuses it (the Encoder reports these exceptions as ValueError)."""
+    write = compile_writer(NAMED)
+    with pytest.raises((ValueError, TypeError, AttributeError)):
+        write({"changes": [{"field": 7, "old": None, "new": "x"}], "after": None})
+    with pytest.raises((ValueError, TypeError, AttributeError)):
+        write({"changes": [], "after": {("a",): "x"}})
+    with pytest.raises((ValueError, TypeError, AttributeError)):
+        write({"changes": [["field", None, "x"]], "after": None})
+
+
+def test_a_varint_longer_than_a_long_is_refused_where_it_is_looked_up_by_its_bytes() -> None:
+    schema = {"type": "record", "name": "T", "fields": [
+        {"name": "at", "type": {"type": "long", "logicalType": "local-timestamp-millis"}}]}
+    read = compile_reader(schema)
+    good = compile_writer(schema)({"at": dt.datetime(2024, 3, 1, 7, 30, 15, 123000)})
+    assert read(good, 0) == read(bytes(good), 0) == {"at": dt.datetime(2024, 3, 1, 7, 30, 15, 123000)}
+    with pytest.raises(AttributeError):  # no varint end within 10 bytes: the Decoder reports it as corrupt
+        read(b"\x80" * 11 + b"\x00", 0)
+    with pytest.raises(AttributeError):
+        read(good[:-1], 0)  # truncated inside the varint

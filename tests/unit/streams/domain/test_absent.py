@@ -111,6 +111,20 @@ def test_nothing_is_absent_from_the_file_that_loaded_it() -> None:
     assert absent_from_full_file(state, FILE_1.sha, source, treat_as_delete=True, now_ms=NOW_MS).changes == []
 
 
+def test_with_nothing_absent_the_state_is_given_back_unmarked() -> None:
+    """The common case costs no copy: no events, the very state (unchanged, as the shell does not write it)."""
+    state, stream = loaded()
+    state = in_new_full_file(state, stream, *(
+        event(entity, values, file=FULL, line=line) for line, (entity, values) in enumerate([
+            (E.PERSON, person()), (E.ASSIGNMENT, assignment("1")),
+            (E.ASSIGNMENT, assignment("2", primary_assignment="No")), (E.ADDRESS, address()), (E.PHONE, phone()),
+        ], 2)))
+    outcome = absent_from_full_file(state, FULL.sha, FULL_SOURCE, treat_as_delete=True, now_ms=NOW_MS)
+    assert outcome.changes == []
+    assert outcome.state is state
+    assert state.reconciled is None
+
+
 def test_a_repeated_reconciliation_re_emits_the_same_events() -> None:
     state, stream = loaded()
     state = in_new_full_file(state, stream, event(E.PERSON, person(), file=FULL),

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from esr.codec import TextRecord
 from esr.format.layouts import EntityType
 from streams.domain import ChangeSource, InputRecord, apply_changes, canonical, diff, event_id, in_force, render
 from streams.domain.events import EVENT_ID_NAMESPACE, record_source
@@ -31,6 +32,12 @@ def test_render() -> None:
 def test_canonical_drops_nulls() -> None:
     assert canonical({"a": None, "b": "x", "c": dt.date(2020, 1, 2), "d": Decimal("1.50")}) == {
         "b": "x", "c": "2020-01-02", "d": "1.50"}
+
+
+def test_a_payload_read_as_text_is_canonical_already() -> None:
+    text = TextRecord({"b": "x", "c": "2020-01-02"})
+    assert canonical(text) is text
+    assert canonical(dict(text)) == text  # a plain dict of text: the same values, rebuilt
 
 
 def test_iso_dates_order_as_dates() -> None:

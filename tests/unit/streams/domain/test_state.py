@@ -96,6 +96,24 @@ def test_reference_state_round_trip() -> None:
     assert decoded.current() == outcome.state.current()
 
 
+def test_the_encoding_is_the_json_modules() -> None:
+    """States written before the encoder was orjson (by `json.dumps`) and after are the same bytes, so a
+    changelog written by either version is read by both."""
+    state = employee(event(E.PERSON, person(first_name="Siân\u2028")), event(E.ASSIGNMENT, assignment(), line=3),
+                     event(E.VEHICLE, vehicle(), line=4), event(E.PERSON, person(last_name="Ó Súilleabháin"),
+                                                                  file=FILE_2))
+    data = encode_state(state)
+    assert data == json.dumps(state.to_json(), ensure_ascii=False, separators=(",", ":")).encode()
+    assert encode_state(decode_state(data)) == data
+
+
+def test_a_state_holds_nothing_else() -> None:
+    state = employee(event(E.PERSON, person()))
+    state.first_sha = {"a", "set"}  # type: ignore[assignment]
+    with pytest.raises(TypeError, match="not JSON serializable: set"):
+        encode_state(state)
+
+
 @pytest.mark.parametrize("data", [b"", b"{}", b"[]", b'{"format": 99}', b"\xff", b'{"format":1,"vpd":"1"}'])
 def test_anything_else_does_not_decode(data: bytes) -> None:
     with pytest.raises(ValueError, match="state"):
