@@ -7,8 +7,9 @@ The events are what a full file makes: one create event (NEW_STARTER, ASSIGNMENT
 40,000 employees = 307,000 events), `after` = the record's values as canonical text, `changes` = every field.
 They are encoded with `Encoder("change-event")` and produced to a fresh embedded broker (Tansu), then:
 
-  (a) sink        `Sink.drain()` into a freshly migrated database: decode, plan, COPY into staging tables,
-                  guarded upserts, change_event inserts and the offsets, one transaction per batch.
+  (a) sink        `Sink.drain()` into a freshly migrated database: decode, plan, look up the keys and event
+                  ids already held, COPY the new rows straight in (guarded upserts for the others), the
+                  offsets, one transaction per batch.
                   Timed from the first message taken to the last batch committed (the group join, ~3 s on
                   Tansu, and the idle check that ends a drain are reported apart);
   (b) redelivery  the same topic again under another group id: every event is already held, nothing changes;

@@ -1,11 +1,13 @@
 """The PostgreSQL half of the sink: one transaction per batch with the data and the consumed offsets.
 
 A batch, in one transaction:
-1. COPY the change_event rows and each table's state rows into temporary staging tables;
-2. per table, `INSERT .. SELECT .. ON CONFLICT DO UPDATE .. WHERE <guard>`: the row only moves forward in
-   (src_sequence, src_line_no), and an event whose event_id `change_event` already holds writes nothing;
+1. look up, in one round trip, which of its event ids `change_event` already holds (an event already held
+   writes nothing) and, per table, which of its keys already have a row;
+2. per table, the rows of new keys are COPYed straight into the table; the others are COPYed into a
+   temporary staging table and upserted: `INSERT .. SELECT .. ON CONFLICT DO UPDATE .. WHERE <guard>`, so a
+   row only moves forward in (src_sequence, src_line_no);
 3. soft deletes (tombstones under the same guard, and PERSON_DELETED cascades), in position order;
-4. `INSERT INTO change_event .. ON CONFLICT (event_id) DO NOTHING`;
+4. the change_event rows not yet held, COPYed straight into `change_event`;
 5. the consumed offsets into `esr.sink_offset`, fenced: each row must still hold the offset this sink
    last read or wrote for the partition, otherwise another consumer has taken it over and the batch is
    rolled back (`Fenced`);
@@ -15,17 +17,24 @@ A value the database refuses (SQLSTATE class 22 data exception or 23 integrity v
 statement: the batch is then retried in halves under savepoints until the refused events are isolated;
 they are returned (for the dead-letter topic) and everything else is written. Any other error (connection
 lost, server shutting down, ...) propagates: the caller backs off and retries, nothing is written.
+
+The straight COPYs (steps 2 and 4) are what makes a full file fast: no staging and no conflict handling for
+rows that cannot conflict. Should another writer insert one of those keys between the look-up and the
+COPY (two sinks of a group both given a trust's reference entity), the COPY fails on the unique key under a
+savepoint and the rows take the upsert path (`INSERT .. ON CONFLICT`) instead: same result.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from psycopg import postgres, pq, sql
+from psycopg import errors, postgres, pq, sql
 from psycopg.adapt import Dumper
 
 from connectors.sink.mapping import (
@@ -72,9 +81,12 @@ class WriteResult:
     change_events: int = 0  # change_event rows inserted (re-deliveries excluded)
     state_rows: int = 0  # state rows inserted or updated (guarded no-ops excluded)
     cascaded: int = 0  # rows soft-deleted by PERSON_DELETED cascades
+    rows: Counter[str] = field(default_factory=Counter)  # all of the above by table ("change_event" included)
+    event_times: list[dt.datetime] = field(default_factory=list)  # event_ts of the change_event rows inserted
     refused: list[Refusal] = field(default_factory=list)
     isolations: int = 0  # applies retried in halves because of a refusal
     seconds: float = 0.0
+    committed_at: float = 0.0  # time.time() once committed (set by the caller)
 
 
 def _ident(*names: str) -> sql.Composable:
@@ -131,6 +143,29 @@ def _cascade_sql(spec: TableSpec) -> sql.Composed:
     ).format(table=sql.Identifier(spec.name))
 
 
+def _existing_sql(spec: TableSpec) -> sql.Composed:
+    """(table, vpd, key) of the rows the table holds among the keys given as two arrays. A lateral probe of
+    the primary key per key, whatever the statistics say: a join could hash the whole table every batch."""
+    return sql.SQL(
+        "SELECT {name}, k.vpd, k.id FROM unnest(%s::text[], %s::text[]) AS k(vpd, id) CROSS JOIN LATERAL "
+        "(SELECT 1 FROM esr.{table} t WHERE t.vpd = k.vpd AND t.{key} = k.id LIMIT 1) AS found"
+    ).format(name=sql.Literal(spec.name), table=sql.Identifier(spec.name), key=sql.Identifier(spec.key_column))
+
+
+# (NULL, NULL, event_id) of the events change_event holds among the ids given
+_HELD = sql.SQL("SELECT NULL, NULL, event_id FROM esr.change_event WHERE event_id = ANY(%s::text[])")
+_UNION = sql.SQL(" UNION ALL ")
+_LAST_EVENT_ID = -2  # where a state row holds last_event_id (GUARD_COLUMNS end with it and last_event_type)
+_EVENT_TS = CHANGE_EVENT_COLUMNS.index("event_ts")
+
+
+@dataclass
+class _Applied:
+    change_events: int  # change_event rows inserted
+    state: Counter[str]  # state rows written, by table
+    cascaded: Counter[str]  # rows cascaded, by table
+    events: Sequence[tuple[Any, ...]]  # the change_event rows that were not held
+
 _INSERT_CHANGE_EVENTS = sql.SQL(
     "INSERT INTO esr.change_event ({cols}) SELECT {cols} FROM pg_temp.sink_stage_change_event "
     "ON CONFLICT (event_id) DO NOTHING"
@@ -177,6 +212,11 @@ class SinkDatabase:
             name: sql.SQL("COPY pg_temp.{} ({}) FROM STDIN (FORMAT BINARY)").format(_stage_name(name), _ident(*columns))
             for name, columns in self._columns.items()
         }
+        self._copy_straight = {
+            name: sql.SQL("COPY esr.{} ({}) FROM STDIN (FORMAT BINARY)").format(sql.Identifier(name), _ident(*columns))
+            for name, columns in self._columns.items()
+        }
+        self._existing = {spec.name: _existing_sql(spec) for spec in TABLES}
         self._types: dict[str, list[int]] = {}  # staged columns' type oids, for binary COPY
         self._upsert = {spec.name: _upsert_sql(spec) for spec in TABLES}
         self._tombstone = {spec.name: _tombstone_sql(spec) for spec in TABLES}
@@ -206,6 +246,8 @@ class SinkDatabase:
                     # Safe here: a commit lost in a server crash takes its offsets with it, so the sink reads
                     # those events again (fencing or the reconnect sends it back to the stored offsets).
                     conn.execute("SET synchronous_commit = off")
+                # batches of a few thousand keys: index probes, never parallel workers started for each statement
+                conn.execute("SET max_parallel_workers_per_gather = 0")
                 for name, columns in self._columns.items():
                     conn.execute(sql.SQL(
                         "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE esr.{} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
@@ -264,7 +306,7 @@ class SinkDatabase:
         batch = batch_plan.consumed
         try:
             with conn.transaction():  # a savepoint
-                counts = self._apply(conn, batch_plan, clear=not top)
+                applied = self._apply(conn, batch_plan, clear=not top)
         except Exception as exc:
             if not is_refusal(exc) or conn.broken:
                 raise
@@ -287,46 +329,108 @@ class SinkDatabase:
             return
         result.refused.extend(batch_plan.refused)
         result.events += len(batch_plan.change_events)
-        result.change_events += counts[0]
-        result.state_rows += counts[1]
-        result.cascaded += counts[2]
+        result.change_events += applied.change_events
+        result.state_rows += applied.state.total()
+        result.cascaded += applied.cascaded.total()
+        result.rows.update(applied.state)
+        result.rows.update(applied.cascaded)
+        if applied.change_events:
+            result.rows["change_event"] += applied.change_events
+            result.event_times.extend(t for row in applied.events if (t := row[_EVENT_TS]) is not None)
 
-    def _apply(self, conn: psycopg.Connection[Any], batch_plan: Plan, *, clear: bool) -> tuple[int, int, int]:
-        """(change_event rows inserted, state rows written, rows cascaded)."""
+    def _apply(self, conn: psycopg.Connection[Any], batch_plan: Plan, *, clear: bool) -> _Applied:
         cursor = conn.cursor()
+        held, existing = self._look_up(cursor, batch_plan)
+        state: Counter[str] = Counter()
+        new: dict[str, list[tuple[Any, ...]]] = {}  # rows of keys no row has yet, by table
+        upserted: dict[str, list[tuple[Any, ...]]] = {}
+        for name, planned in batch_plan.upserts.items():
+            rows = [row for row in planned if row[_LAST_EVENT_ID] not in held] if held else planned
+            there = existing.get(name)
+            if there:
+                new[name] = [row for row in rows if (row[0], row[1]) not in there]
+                upserted[name] = [row for row in rows if (row[0], row[1]) in there]
+            else:
+                new[name] = rows
+        if any(new.values()):
+            if self._copy_straight_in(conn, cursor, new):
+                state.update({name: len(rows) for name, rows in new.items()})
+            else:
+                upserted = {name: [*new.get(name, ()), *upserted.get(name, ())] for name in batch_plan.upserts}
         staged: list[str] = []
-        for name, rows in batch_plan.upserts.items():
-            self._copy_rows(cursor, name, rows)
-            staged.append(name)
-        if batch_plan.change_events:
-            self._copy_rows(cursor, "change_event", batch_plan.change_events)
-            staged.append("change_event")
-        state = 0
-        for name in batch_plan.upserts:
-            cursor.execute(self._upsert[name])
-            state += max(cursor.rowcount, 0)
-        cascaded = 0
+        for name, rows in upserted.items():
+            if rows:
+                self._copy_rows(cursor, self._copy[name], name, rows)
+                staged.append(name)
+                cursor.execute(self._upsert[name])
+                state[name] += max(cursor.rowcount, 0)
+        cascaded: Counter[str] = Counter()
         for run in _runs(batch_plan.deletes):  # in position order; a run of one kind in one round trip
             head = run[0]
             if isinstance(head, Tombstone):
                 cursor.executemany(self._tombstone[head.table.name], [_tombstone_params(t) for t in run])
-                state += max(cursor.rowcount, 0)
+                state[head.table.name] += max(cursor.rowcount, 0)
             else:
                 params = [_cascade_params(c) for c in run]
-                for statement in self._cascade:
+                for spec, statement in zip(PERSON_CHILD_TABLES, self._cascade, strict=True):
                     cursor.executemany(statement, params)
-                    cascaded += max(cursor.rowcount, 0)
+                    cascaded[spec.name] += max(cursor.rowcount, 0)
+        # after the deletes: their guard must not see this batch's own events as already held
+        events = [row for row in batch_plan.change_events if row[0] not in held] if held else batch_plan.change_events
         inserted = 0
-        if batch_plan.change_events:
-            cursor.execute(_INSERT_CHANGE_EVENTS)
-            inserted = max(cursor.rowcount, 0)
+        if events:
+            if self._copy_straight_in(conn, cursor, {"change_event": events}):
+                inserted = len(events)
+            else:
+                self._copy_rows(cursor, self._copy["change_event"], "change_event", events)
+                staged.append("change_event")
+                cursor.execute(_INSERT_CHANGE_EVENTS)
+                inserted = max(cursor.rowcount, 0)
         if clear:  # a later apply in the same transaction must not see these rows again
             for name in staged:
                 cursor.execute(sql.SQL("TRUNCATE pg_temp.{}").format(_stage_name(name)))
-        return inserted, state, cascaded
+        return _Applied(inserted, +state, +cascaded, events)
 
-    def _copy_rows(self, cursor: psycopg.Cursor[Any], name: str, rows: Sequence[tuple[Any, ...]]) -> None:
-        with cursor.copy(self._copy[name]) as copy:
+    def _look_up(self, cursor: psycopg.Cursor[Any],
+                 batch_plan: Plan) -> tuple[set[str], dict[str, set[tuple[str, str]]]]:
+        """In one round trip: the batch's event ids that change_event holds, and by table the keys
+        (vpd, id) of its rows that already have a row."""
+        parts: list[sql.Composable] = []
+        params: list[list[str]] = []
+        if batch_plan.change_events:
+            parts.append(_HELD)
+            params.append([row[0] for row in batch_plan.change_events])
+        for name, rows in batch_plan.upserts.items():
+            parts.append(self._existing[name])
+            params += [[row[0] for row in rows], [row[1] for row in rows]]
+        held: set[str] = set()
+        existing: dict[str, set[tuple[str, str]]] = {}
+        if parts:
+            cursor.execute(_UNION.join(parts), params)
+            for table, vpd, key in cursor.fetchall():
+                if table is None:
+                    held.add(key)
+                else:
+                    existing.setdefault(table, set()).add((vpd, key))
+        return held, existing
+
+    def _copy_straight_in(self, conn: psycopg.Connection[Any], cursor: psycopg.Cursor[Any],
+                          tables: Mapping[str, Sequence[tuple[Any, ...]]]) -> bool:
+        """COPY rows of keys not held yet straight into their tables, under one savepoint; False (nothing
+        written) if another writer inserted one of them since the look-up (module doc)."""
+        try:
+            with conn.transaction():  # a savepoint
+                for name, rows in tables.items():
+                    if rows:
+                        self._copy_rows(cursor, self._copy_straight[name], name, rows)
+        except errors.UniqueViolation as exc:
+            log.info("a key was inserted by another writer since the look-up (%s); upserting instead", describe(exc))
+            return False
+        return True
+
+    def _copy_rows(self, cursor: psycopg.Cursor[Any], statement: sql.Composed, name: str,
+                   rows: Sequence[tuple[Any, ...]]) -> None:
+        with cursor.copy(statement) as copy:
             copy.set_types(self._types[name])
             write_row = copy.write_row
             for row in rows:

@@ -79,6 +79,58 @@ def _field_type(schema: dict[str, Any], *path: str) -> Any:
     return found
 
 
+# Readers of one value at b[p]: (value, the position after it). Module functions, not closures: a closure
+# over `b` would be made again for every message and would turn `b` into a cell in the loops below.
+
+def _string(b: bytes, p: int) -> tuple[str, int]:
+    n = b[p]
+    if n & 0x81 == 0:
+        p += 1
+        n >>= 1
+    else:
+        n, p = read_size(b, p)
+    end = p + n
+    if end > len(b):
+        raise ValueError("string runs past the end")
+    return b[p:end].decode(), end
+
+
+def _optional_string(b: bytes, p: int) -> tuple[str | None, int]:
+    index = b[p]
+    if index == 0:
+        return None, p + 1
+    if index != 2:
+        raise ValueError(f"union branch {index}")
+    return _string(b, p + 1)
+
+
+def _long(b: bytes, p: int) -> tuple[int, int]:
+    c = b[p]
+    if c < 0x80:
+        return (c >> 1) ^ -(c & 1), p + 1
+    return read_long(b, p)
+
+
+def _optional_long(b: bytes, p: int) -> tuple[int | None, int]:
+    index = b[p]
+    if index == 0:
+        return None, p + 1
+    if index != 2:
+        raise ValueError(f"union branch {index}")
+    return _long(b, p + 1)
+
+
+def _count(b: bytes, p: int) -> tuple[int, int]:
+    """An array or map block's item count (a negative count is followed by the block's byte size)."""
+    n, p = _long(b, p)
+    if n < 0:
+        n = -n
+        _, p = _long(b, p)
+    if n > len(b) - p:
+        raise ValueError(f"block count {n} exceeds the bytes left")
+    return n, p
+
+
 class FastChangeReader:
     """`decode(bytes) -> dict`, like `Decoder("change-event").decode` (see the module doc for the two
     differences); UndecodableMessage for anything it cannot read."""
@@ -94,6 +146,9 @@ class FastChangeReader:
         self._extract_types = tuple(_field_type(schema, "source", "extract_type")["symbols"])
         self._run_dates: dict[int, dt.datetime] = {}
         self._dates: dict[int, dt.date] = {}
+        # field names as read (bytes) -> what they become: few, and every event repeats them
+        self._heads: dict[bytes, tuple[str, str]] = {}  # -> ('{"field":<name>,"old":', the same + 'null,"new":')
+        self._keys: dict[bytes, str] = {}  # -> the name, as a key of `after`
 
     def decode(self, data: bytes) -> dict[str, Any]:
         if self.enabled and data[:SINGLE_OBJECT_HEADER_SIZE] == self._header:
@@ -105,66 +160,25 @@ class FastChangeReader:
         return self.generic.decode(data)
 
     def _read(self, b: bytes, p: int) -> dict[str, Any]:
-        def string(p: int) -> tuple[str, int]:
-            n = b[p]
-            if n & 0x81 == 0:
-                p += 1
-                n >>= 1
-            else:
-                n, p = read_size(b, p)
-            end = p + n
-            if end > len(b):
-                raise ValueError("string runs past the end")
-            return b[p:end].decode(), end
-
-        def optional_string(p: int) -> tuple[str | None, int]:
-            index = b[p]
-            if index == 0:
-                return None, p + 1
-            if index != 2:
-                raise ValueError(f"union branch {index}")
-            return string(p + 1)
-
-        def long(p: int) -> tuple[int, int]:
-            c = b[p]
-            if c < 0x80:
-                return (c >> 1) ^ -(c & 1), p + 1
-            return read_long(b, p)
-
-        def optional_long(p: int) -> tuple[int | None, int]:
-            index = b[p]
-            if index == 0:
-                return None, p + 1
-            if index != 2:
-                raise ValueError(f"union branch {index}")
-            return long(p + 1)
-
-        def count(p: int) -> tuple[int, int]:
-            n, p = long(p)
-            if n < 0:
-                n = -n
-                _, p = long(p)  # the block's byte size
-            if n > len(b) - p:
-                raise ValueError(f"block count {n} exceeds the bytes left")
-            return n, p
-
-        event_id, p = string(p)
-        index, p = long(p)
+        string, optional_string, long, optional_long, count = _string, _optional_string, _long, _optional_long, _count
+        event_id, p = string(b, p)
+        index, p = long(b, p)
         event_type = self._event_types[index]
-        index, p = long(p)
+        index, p = long(b, p)
         op = self._ops[index]
-        index, p = long(p)
+        index, p = long(b, p)
         entity_type = self._entity_types[index]
-        entity_id, p = string(p)
-        vpd, p = string(p)
-        person_id, p = optional_string(p)
-        employee_number, p = optional_string(p)
+        entity_id, p = string(b, p)
+        vpd, p = string(b, p)
+        person_id, p = optional_string(b, p)
+        employee_number, p = optional_string(b, p)
 
         # changes -> JSON text (strings read inline: a call per string would double the cost)
         escape = _escape
+        heads = self._heads
         parts: list[str] = []
         end = len(b)
-        n, p = count(p)
+        n, p = count(b, p)
         while n:
             for _ in range(n):
                 size = b[p]
@@ -173,12 +187,18 @@ class FastChangeReader:
                     p += 1
                 else:
                     size, p = read_size(b, p)
-                field = escape(b[p:p + size].decode())
+                name = b[p:p + size]
+                found = heads.get(name)
+                if found is None:
+                    if len(heads) > 4096:
+                        heads.clear()
+                    head = '{"field":' + escape(name.decode()) + ',"old":'
+                    found = heads[name] = (head, head + 'null,"new":')
                 p += size
                 index = b[p]
                 p += 1
                 if index == 0:
-                    old = "null"
+                    head = found[1]
                 elif index == 2:
                     size = b[p]
                     if size & 0x81 == 0:
@@ -186,7 +206,7 @@ class FastChangeReader:
                         p += 1
                     else:
                         size, p = read_size(b, p)
-                    old = escape(b[p:p + size].decode())
+                    head = found[0] + escape(b[p:p + size].decode()) + ',"new":'
                     p += size
                 else:
                     raise ValueError(f"union branch {index}")
@@ -205,17 +225,17 @@ class FastChangeReader:
                     p += size
                 else:
                     raise ValueError(f"union branch {index}")
-                parts.append('{"field":' + field + ',"old":' + old + ',"new":' + new + "}")
+                parts.append(head + new + "}")
             if p > end:
                 raise ValueError("changes run past the end")
-            n, p = count(p)
+            n, p = count(b, p)
         changes = JsonText("[" + ",".join(parts) + "]")
 
         # before: skipped
         index = b[p]
         p += 1
         if index == 2:
-            n, p = count(p)
+            n, p = count(b, p)
             while n:
                 for _ in range(n):
                     size, p = read_size(b, p)
@@ -227,7 +247,7 @@ class FastChangeReader:
                         p += 1
                     else:
                         raise ValueError(f"union branch {b[p]}")
-                n, p = count(p)
+                n, p = count(b, p)
         elif index != 0:
             raise ValueError(f"union branch {index}")
 
@@ -237,7 +257,8 @@ class FastChangeReader:
         p += 1
         if index == 2:
             after = {}
-            n, p = count(p)
+            keys = self._keys
+            n, p = count(b, p)
             while n:
                 for _ in range(n):
                     size = b[p]
@@ -246,7 +267,12 @@ class FastChangeReader:
                         p += 1
                     else:
                         size, p = read_size(b, p)
-                    key = b[p:p + size].decode()
+                    name = b[p:p + size]
+                    key = keys.get(name)
+                    if key is None:
+                        if len(keys) > 4096:
+                            keys.clear()
+                        key = keys[name] = name.decode()
                     p += size
                     index = b[p]
                     p += 1
@@ -265,23 +291,23 @@ class FastChangeReader:
                     p += size
                 if p > end:
                     raise ValueError("after runs past the end")
-                n, p = count(p)
+                n, p = count(b, p)
         elif index != 0:
             raise ValueError(f"union branch {index}")
 
-        days, p = optional_long(p)
+        days, p = optional_long(b, p)
         effective_date = None
         if days is not None:
             effective_date = self._dates.get(days)
             if effective_date is None:
                 effective_date = self._dates[days] = dt.date.fromordinal(days + _EPOCH_ORDINAL)
 
-        file_name, p = string(p)
-        file_sha256, p = string(p)
-        sequence, p = optional_long(p)
-        extract_index, p = optional_long(p)
+        file_name, p = string(b, p)
+        file_sha256, p = string(b, p)
+        sequence, p = optional_long(b, p)
+        extract_index, p = optional_long(b, p)
         extract_type = None if extract_index is None else self._extract_types[extract_index]
-        millis, p = optional_long(p)
+        millis, p = optional_long(b, p)
         run_date = None
         if millis is not None:
             run_date = self._run_dates.get(millis)
@@ -289,12 +315,12 @@ class FastChangeReader:
                 if len(self._run_dates) > 4096:
                     self._run_dates.clear()
                 run_date = self._run_dates[millis] = _EPOCH + dt.timedelta(milliseconds=millis)
-        record_code, p = optional_string(p)
-        line_no, p = optional_long(p)
-        topic, p = optional_string(p)
-        partition, p = optional_long(p)
-        offset, p = optional_long(p)
-        ts_ms, p = long(p)
+        record_code, p = optional_string(b, p)
+        line_no, p = optional_long(b, p)
+        topic, p = optional_string(b, p)
+        partition, p = optional_long(b, p)
+        offset, p = optional_long(b, p)
+        ts_ms, p = long(b, p)
         if p != len(b):
             raise ValueError(f"{len(b) - p} byte(s) after the record")
         return {

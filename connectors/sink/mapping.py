@@ -67,16 +67,10 @@ def to_text(value: str) -> str:
     return value
 
 
-def to_date(value: str) -> dt.date:
-    return dt.date.fromisoformat(value)
-
-
-def to_timestamp(value: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(value)
-
-
-def to_int(value: str) -> int:
-    return int(value)
+# the C functions themselves: a Python wrapper would cost a call per value
+to_date: Callable[[str], dt.date] = dt.date.fromisoformat
+to_timestamp: Callable[[str], dt.datetime] = dt.datetime.fromisoformat
+to_int: Callable[[str], int] = int
 
 
 def to_decimal(value: str) -> Decimal:

@@ -74,13 +74,13 @@ def other_database_url(admin_database_url: str, template_database: str) -> Itera
     _drop_database(admin_database_url, name)
 
 
-def read_model(url: str) -> dict[str, list[dict[str, Any]]]:
-    """Every table the sink writes, sorted, without the processing timestamps."""
+def read_model(url: str, ignore: frozenset[str] | set[str] = VOLATILE) -> dict[str, list[dict[str, Any]]]:
+    """Every table the sink writes, sorted, without the processing timestamps (`ignore`)."""
     tables: dict[str, list[dict[str, Any]]] = {}
     with psycopg.connect(url, row_factory=dict_row) as conn:
         for name in (*(spec.name for spec in TABLES), "change_event"):
             found = conn.execute(sql.SQL("SELECT * FROM esr.{} ORDER BY 1, 2").format(sql.Identifier(name))).fetchall()
-            tables[name] = [{k: v for k, v in row.items() if k not in VOLATILE} for row in found]
+            tables[name] = [{k: v for k, v in row.items() if k not in ignore} for row in found]
     return tables
 
 

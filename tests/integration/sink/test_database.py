@@ -134,6 +134,61 @@ def test_redelivering_a_batch_changes_no_row(database_url: str, db: SinkDatabase
     assert after == before
 
 
+def test_rows_are_counted_by_table(write: Writer) -> None:
+    result = write(
+        ev.change("PERSON", "1", "NEW_STARTER", after=ev.person("1"), person_id="1", line_no=2),
+        ev.change("PHONE", "40", "PHONE_ADDED", after=ev.phone("1", "40"), person_id="1", line_no=3),
+        ev.change("PHONE", "41", "PHONE_ADDED", after=ev.phone("1", "41"), person_id="1", line_no=4),
+    )
+    assert result.rows == {"person": 1, "phone": 2, "change_event": 3}
+    result = write(
+        ev.change("PHONE", "41", "PHONE_CHANGED", after=ev.phone("1", "41", phone_number="1"), person_id="1",
+                  sequence=2, line_no=2),
+        ev.change("PERSON", "1", "PERSON_DELETED", person_id="1", sequence=2, line_no=3, op="d"),
+    )
+    assert result.rows == {"phone": 3, "person": 1, "change_event": 2}  # one upsert, two cascaded
+    assert (result.state_rows, result.cascaded) == (2, 2)
+
+
+@pytest.fixture
+def stale_lookups(monkeypatch: pytest.MonkeyPatch, db: SinkDatabase) -> None:
+    """Look-ups that find nothing: what a sink sees when another writer inserts the same keys and events
+    between its look-up and its COPY."""
+    from connectors.sink import database
+
+    monkeypatch.setattr(database, "_HELD", sql.SQL("SELECT NULL, NULL, NULL WHERE false AND %s::text[] IS NULL"))
+    for name in db._existing:
+        db._existing[name] = sql.Composed(
+            [sql.SQL("SELECT NULL, NULL, NULL WHERE false AND %s::text[] IS NULL AND %s::text[] IS NULL")])
+
+
+@pytest.mark.usefixtures("stale_lookups")
+def test_keys_inserted_by_another_writer_meanwhile_are_upserted(database_url: str, db: SinkDatabase) -> None:
+    first = Writer(SinkDatabase(database_url, "other"))
+    events = [
+        ev.change("PERSON", "1", "NEW_STARTER", after=ev.person("1"), person_id="1", line_no=2),
+        ev.change("LOCATION", "7", "LOCATION_ADDED", after=ev.location("7"), line_no=3),
+    ]
+    first(*events)
+    before = snapshot(database_url)
+    # the same events again: the straight COPY of change_event and of both rows fails on the unique keys,
+    # and the upsert path writes nothing
+    mine = Writer(db)
+    again = mine(*events)
+    assert (again.change_events, again.state_rows, again.refused) == (0, 0, [])
+    after = snapshot(database_url)
+    assert after.pop("sink_offset") != before.pop("sink_offset")
+    assert after == before
+    # a newer version of a row the look-up missed still moves it forward, and an older one does not
+    newer = ev.change("PERSON", "1", "SURNAME_CHANGED", after=ev.person("1", "Jones"), person_id="1", sequence=2,
+                      line_no=2)
+    older = ev.change("LOCATION", "7", "LOCATION_CHANGED", after=ev.location("7", postcode="X1 1XX"), line_no=1)
+    result = mine(newer, older)
+    assert (result.change_events, result.state_rows) == (2, 1)
+    assert one(database_url, "person")["last_name"] == "Jones"
+    assert one(database_url, "location")["postcode"] == before["location"][0]["postcode"]
+
+
 def test_soft_delete_keeps_the_row_and_a_newer_add_brings_it_back(database_url: str, write: Writer) -> None:
     write(ev.change("VEHICLE", "30", "VEHICLE_ADDED", after=ev.vehicle("1", "11", "30"), person_id="1", sequence=1,
                     line_no=7))

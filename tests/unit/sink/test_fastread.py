@@ -103,3 +103,17 @@ def test_corrupt_messages_are_undecodable(damage: Any) -> None:
     data = ENCODER.encode(ev.change("PERSON", "1", "NEW_STARTER", after=ev.person("1"), person_id="1"))
     with pytest.raises(UndecodableMessage):
         READER.decode(damage(data))
+
+
+def test_field_names_are_remembered_within_bounds() -> None:
+    """Field names are cached as read (the same few in every event); unknown names without end must not
+    grow the caches without end, nor change what is read."""
+    reader = FastChangeReader()
+    for n in range(5000):
+        event = ev.change("PHONE", "40", "PHONE_CHANGED", before={f"f{n}": "a"}, after={f"f{n}": 'b"', "g": ""},
+                          person_id="1")
+        decoded = reader.decode(ENCODER.encode(event))
+        assert json.loads(decoded["changes"]) == event["changes"]
+        assert decoded["after"] == event["after"]
+    assert len(reader._heads) <= 4097
+    assert len(reader._keys) <= 4097
