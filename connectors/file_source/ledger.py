@@ -7,13 +7,15 @@ import datetime as dt
 import json
 import queue
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg.rows import class_row
+
+from esr.profiles import ImportFrequency, NhsOptions, TrustProfile, nhs_options_from_dict
 
 PUBLISHED_STATUSES = ("published", "completed")
 _TRUST_LOCK_NAMESPACE = 0x45535202
@@ -72,13 +74,32 @@ class TrustExists(Exception):
     pass
 
 
+ProfileListener = Callable[[TrustProfile], None]
+
+_PROFILE_COLUMNS = "vpd, name, interface_version, import_frequency, inbox_path, last_sequence, active, nhs_options"
+
+
+def _profile(row: tuple[Any, ...]) -> TrustProfile:
+    vpd, name, version, frequency, inbox, sequence, active, options = row
+    return TrustProfile(
+        vpd=vpd, name=name, interface_version=version, import_frequency=ImportFrequency(frequency),
+        inbox_path=inbox, last_sequence=sequence or 0, active=active,
+        nhs_options=NhsOptions() if options is None else nhs_options_from_dict(options, strict=False),
+    )
+
+
 class Ledger:
     """All ledger SQL lives here. One connection, autocommit; each write is its own statement or
-    transaction so a crash leaves the ledger describing what really happened."""
+    transaction so a crash leaves the ledger describing what really happened.
 
-    def __init__(self, url: str) -> None:
+    `on_profile_change` is called with a trust's whole profile once it is added or changed (committed):
+    `esr.kafka.profiles.ProfilePublisher` puts it on `esr.trust-profiles` for the stream workers.
+    """
+
+    def __init__(self, url: str, *, on_profile_change: ProfileListener | None = None) -> None:
         self.url = url
         self.conn = psycopg.connect(url, autocommit=True)
+        self.on_profile_change = on_profile_change
 
     def close(self) -> None:
         self.conn.close()
@@ -106,6 +127,7 @@ class Ledger:
         except psycopg.errors.UniqueViolation:
             raise TrustExists(f"trust {vpd} is already registered") from None
         assert row is not None
+        self._profile_changed(vpd)
         return row
 
     def trust(self, vpd: str) -> Trust | None:
@@ -130,6 +152,22 @@ class Ledger:
         row = self.conn.execute("SELECT inbox_path, nhs_options FROM esr.trust WHERE vpd = %s", (vpd,)).fetchone()
         return None if row is None else (row[0], row[1])
 
+    def profile(self, vpd: str) -> TrustProfile | None:
+        """The trust's whole profile (NHS options read leniently: keys a newer program added are skipped)."""
+        row = self.conn.execute(f"SELECT {_PROFILE_COLUMNS} FROM esr.trust WHERE vpd = %s".encode(), (vpd,)).fetchone()
+        return None if row is None else _profile(row)
+
+    def profiles(self) -> list[TrustProfile]:
+        rows = self.conn.execute(f"SELECT {_PROFILE_COLUMNS} FROM esr.trust ORDER BY vpd".encode()).fetchall()
+        return [_profile(row) for row in rows]
+
+    def _profile_changed(self, vpd: str) -> None:
+        if self.on_profile_change is None:
+            return
+        profile = self.profile(vpd)
+        if profile is not None:
+            self.on_profile_change(profile)
+
     def update_trust(self, vpd: str, **columns: Any) -> None:
         """Set profile columns (name, import_frequency, inbox_path, active, nhs_options as a dict)."""
         allowed = {"name", "import_frequency", "inbox_path", "active", "nhs_options"}
@@ -145,6 +183,7 @@ class Ledger:
                 f"UPDATE esr.trust SET {assignments}, updated_at = now() WHERE vpd = %(vpd)s".encode(),
                 {**values, "vpd": vpd},
             )
+        self._profile_changed(vpd)
 
     @contextmanager
     def trust_lock(self, vpd: str) -> Iterator[None]:

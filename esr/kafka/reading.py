@@ -57,6 +57,16 @@ def read_to_end(
         consumer.close()
 
 
+def committed_offsets(config: Mapping[str, Any], group: str, topic: str, partitions: int) -> dict[int, int]:
+    """A group's committed offsets (0 where it has none), read without joining the group."""
+    consumer = Consumer({**config, "group.id": group, "enable.auto.commit": False})
+    try:
+        committed = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+        return {tp.partition: max(tp.offset, 0) for tp in committed}
+    finally:
+        consumer.close()
+
+
 def end_offsets(config: Mapping[str, Any], topic: str, start: Mapping[int, int]) -> dict[int, int]:
     """The real end of each partition, read from `start` (partition -> offset)."""
     ends = dict(start)

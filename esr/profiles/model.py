@@ -55,6 +55,13 @@ class ArchiveType(enum.Enum):
     AUTOMATIC = "automatic"  # the daily evaluation archives them once termination + grace period has passed
 
 
+class FullFileAbsence(enum.Enum):
+    """What a full (F) file's absence of an entity the trust had means (DESIGN §4, Q13)."""
+
+    REPORT = "report"  # ABSENT_FROM_FULL_FILE: the entity stays, downstream decides
+    DELETE = "delete"  # the entity is deleted (PERSON_DELETED for an absent person, *_DELETED for a child)
+
+
 class DisplayWithAssignment(enum.Enum):
     """What identifies an assignment to claimants who have several."""
 
@@ -74,6 +81,11 @@ class NhsOptions:
     only_primary_address: bool = True
     vehicle_automatic_activation: bool = False
     display_with_assignment: DisplayWithAssignment = DisplayWithAssignment.NONE
+    full_file_absence: FullFileAbsence = FullFileAbsence.REPORT
+
+    @property
+    def absence_is_delete(self) -> bool:
+        return self.full_file_absence is FullFileAbsence.DELETE
 
     def username_template(self) -> TextTemplate:
         return _parsed(self.username_format, USERNAME_FIELDS, "username_format")
@@ -112,6 +124,7 @@ def nhs_options_problems(options: NhsOptions, prefix: str = "nhs_options") -> li
         ("employee_activation", options.employee_activation, ActivationType),
         ("employee_archiving", options.employee_archiving, ArchiveType),
         ("display_with_assignment", options.display_with_assignment, DisplayWithAssignment),
+        ("full_file_absence", options.full_file_absence, FullFileAbsence),
     )
     for name, value, kind in checks:
         if not isinstance(value, kind):

@@ -16,6 +16,7 @@ from esr.profiles.model import (
     ActivationType,
     ArchiveType,
     DisplayWithAssignment,
+    FullFileAbsence,
     ImportFrequency,
     NhsOptions,
     TrustProfile,
@@ -38,6 +39,7 @@ def nhs_options_to_dict(options: NhsOptions) -> dict[str, Any]:
         "only_primary_address": options.only_primary_address,
         "vehicle_automatic_activation": options.vehicle_automatic_activation,
         "display_with_assignment": options.display_with_assignment.value,
+        "full_file_absence": options.full_file_absence.value,
     }
 
 
@@ -84,6 +86,7 @@ def _nhs_options(data: object, path: str, problems: list[Problem], strict: bool)
         display_with_assignment=_enum(
             reader, "display_with_assignment", DisplayWithAssignment, defaults.display_with_assignment
         ),
+        full_file_absence=_enum(reader, "full_file_absence", FullFileAbsence, defaults.full_file_absence),
     )
     reader.finish()
     return options

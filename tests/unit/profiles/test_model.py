@@ -14,6 +14,7 @@ from esr.profiles import (
     ActivationType,
     ArchiveType,
     DisplayWithAssignment,
+    FullFileAbsence,
     ImportFrequency,
     NhsOptions,
     TrustProfile,
@@ -87,6 +88,7 @@ def test_bad_profile_fields(changes: dict[str, Any], path: str) -> None:
         ({"employee_activation": "automatic"}, "nhs_options.employee_activation"),
         ({"employee_archiving": None}, "nhs_options.employee_archiving"),
         ({"display_with_assignment": "job"}, "nhs_options.display_with_assignment"),
+        ({"full_file_absence": "delete"}, "nhs_options.full_file_absence"),
         ({"only_primary_address": "yes"}, "nhs_options.only_primary_address"),
         ({"vehicle_automatic_activation": 0}, "nhs_options.vehicle_automatic_activation"),
         ({"username_format": "{surname}"}, "nhs_options.username_format"),
@@ -160,6 +162,7 @@ def test_profile_json_shape() -> None:
             "only_primary_address": True,
             "vehicle_automatic_activation": False,
             "display_with_assignment": "none",
+            "full_file_absence": "report",
         },
     }
     assert json.loads(profile_to_json(PROFILE)) == data
@@ -219,6 +222,15 @@ def test_not_json() -> None:
         profile_from_json(b"[]")
 
 
+def test_full_file_absence_reports_unless_the_trust_says_delete() -> None:
+    assert not NhsOptions().absence_is_delete
+    assert NhsOptions(full_file_absence=FullFileAbsence.DELETE).absence_is_delete
+    assert nhs_options_from_dict({"full_file_absence": "delete"}).full_file_absence is FullFileAbsence.DELETE
+    assert nhs_options_from_dict({}).full_file_absence is FullFileAbsence.REPORT  # options stored before it
+    with pytest.raises(ValidationError, match="full_file_absence: 'drop' is not one of report, delete"):
+        nhs_options_from_dict({"full_file_absence": "drop"})
+
+
 def test_nhs_options_round_trip() -> None:
     options = NhsOptions(ActivationType.MANUAL, ArchiveType.AUTOMATIC, 30, "{employee_number}")
     assert nhs_options_from_dict(nhs_options_to_dict(options)) == options
@@ -237,6 +249,7 @@ _options = st.builds(
     only_primary_address=st.booleans(),
     vehicle_automatic_activation=st.booleans(),
     display_with_assignment=st.sampled_from(DisplayWithAssignment),
+    full_file_absence=st.sampled_from(FullFileAbsence),
 )
 _profiles = st.builds(
     TrustProfile,
