@@ -1,4 +1,5 @@
-"""The daily employee lifecycle evaluation (automatic activation and archiving). Pure."""
+"""The daily employee lifecycle evaluation (automatic activation and archiving). Pure; `run` applies it to
+esr.employee and `cli` is `esr lifecycle run` (not re-exported here)."""
 
 from esr.lifecycle.evaluate import (
     EmployeeFacts,

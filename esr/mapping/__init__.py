@@ -7,6 +7,9 @@
 - `view`: the employee view and the primary assignment / home address / line manager selections;
 - `apply`: `apply_template(template, view) -> MappedEmployee`;
 - `serde`: JSON for templates and versions.
+
+The I/O around it (not re-exported here): `store` (versions in PostgreSQL) and `cli` (`esr mapping`,
+`esr remap`); the mapping stage is `streams.mapping`.
 """
 
 from esr.mapping.apply import MappedEmployee, MappingProblem, apply_template, json_value
