@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +18,7 @@ from esr.config import Settings
 if TYPE_CHECKING:
     from connectors.file_source.ingest import FileIngest, FileReport
     from esr.dlq import DeadLetters
+    from esr.profiles import TrustProfile
 
 log = logging.getLogger("esr")
 
@@ -252,6 +253,31 @@ def trust() -> None:
     """Register and list trusts."""
 
 
+def _profile_publisher(settings: Settings) -> Callable[[TrustProfile], None] | None:
+    """Publishes a saved profile to esr.trust-profiles for running workers; None without a broker (the
+    pipeline publishes every profile when it starts). A failure is a warning: the profile is saved."""
+    bootstrap = settings.bootstrap_servers
+    if not bootstrap:
+        from esr.runtime.broker import background_broker
+
+        broker = background_broker(settings.data_dir)
+        if broker is None:
+            return None
+        bootstrap = broker.bootstrap_servers
+    from esr.kafka.config import producer_config
+    from esr.kafka.profiles import ProfilePublisher, ProfilePublishError
+
+    publish = ProfilePublisher(producer_config(settings, bootstrap), timeout=10.0)
+
+    def publish_or_warn(profile: TrustProfile) -> None:
+        try:
+            publish(profile)
+        except ProfilePublishError as exc:
+            click.echo(f"warning: saved, but running workers do not know yet: {exc}", err=True)
+
+    return publish_or_warn
+
+
 @trust.command("add")
 @click.option("--vpd", required=True)
 @click.option("--name", required=True)
@@ -264,7 +290,7 @@ def trust_add(settings: Settings, vpd: str, name: str, interface_version: str, f
 
     from connectors.file_source.ledger import Ledger, TrustExists
 
-    with Ledger(_database_url(settings)) as ledger:
+    with Ledger(_database_url(settings), on_profile_change=_profile_publisher(settings)) as ledger:
         try:
             added = ledger.add_trust(
                 vpd, name, interface_version=int(interface_version), import_frequency=frequency
@@ -328,7 +354,8 @@ def trust_show(settings: Settings, vpd: str) -> None:
 @click.option("--inbox", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--archive/--activate", "archived", default=None, help="Stop (or resume) accepting its files.")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
-              help="An NHS option, e.g. employee_archiving=automatic, archive_grace_days=30 (repeatable).")
+              help="An NHS option, e.g. employee_archiving=automatic, archive_grace_days=30, "
+                   "full_file_absence=delete (repeatable).")
 @click.pass_obj
 def trust_set(settings: Settings, vpd: str, name: str | None, frequency: str | None, inbox: Path | None,
               archived: bool | None, options: tuple[str, ...]) -> None:
@@ -337,7 +364,7 @@ def trust_set(settings: Settings, vpd: str, name: str | None, frequency: str | N
     from esr.profiles import NhsOptions, nhs_options_from_dict, nhs_options_to_dict
     from esr.validation import ValidationError
 
-    with Ledger(_database_url(settings)) as ledger:
+    with Ledger(_database_url(settings), on_profile_change=_profile_publisher(settings)) as ledger:
         profile = ledger.trust_profile(vpd)
         if profile is None:
             raise click.ClickException(f"no trust is registered for VPD {vpd}")
@@ -417,22 +444,42 @@ def _dead_letters(settings: Settings) -> DeadLetters:
 @click.option("--all", "show_all", is_flag=True, help="Resolved ones too.")
 @click.pass_obj
 def dlq_list(settings: Settings, stage: str, show_all: bool) -> None:
-    """One line per dead letter: where it is, where it came from, why."""
-    from esr.dlq import DeadLetterError
+    """One line per dead letter: where it is, where it came from, why. An employee's open letters are
+    grouped: the blocker, then the letters parked behind it (replayed or discarded with it)."""
+    from esr.dlq import DeadLetter, DeadLetterError
+    from esr.parking import Group
+
+    def line(letter: DeadLetter, indent: str = "") -> str:
+        origin = letter.origin
+        came_from = f"{origin[0]}[{origin[1]}]@{origin[2]}" if origin else "?"
+        state = f" [{letter.resolution}]" if letter.resolution else ""
+        return (f"{indent}{letter.location}  from {came_from}  key {(letter.key or b'').decode()}"
+                f"  {letter.reason}{state}")
 
     shown = 0
     try:
-        for letter in _dead_letters(settings).read(stage):
-            if letter.resolution is not None and not show_all:
-                continue
-            origin = letter.origin
-            came_from = f"{origin[0]}[{origin[1]}]@{origin[2]}" if origin else "?"
-            state = f" [{letter.resolution}]" if letter.resolution else ""
-            click.echo(f"{letter.partition}:{letter.offset}  from {came_from}  key {(letter.key or b'').decode()}"
-                       f"  {letter.reason}{state}")
-            shown += 1
+        groups, alone = _dead_letters(settings).groups(stage)
     except DeadLetterError as exc:
         raise click.ClickException(str(exc)) from None
+    entries: list[tuple[tuple[int, int], Group[DeadLetter] | DeadLetter]] = [
+        ((g.blocker.partition, g.blocker.offset), g) for g in groups]
+    entries += [((letter.partition, letter.offset), letter) for letter in alone
+                if letter.resolution is None or show_all]
+    for _, entry in sorted(entries, key=lambda item: item[0]):
+        if isinstance(entry, DeadLetter):
+            click.echo(line(entry))
+            shown += 1
+            continue
+        copies = entry.all_copies()
+        parked = f"  ({len(entry.followers)} parked behind it)" if entry.followers else ""
+        click.echo(line(entry.blocker) + parked)
+        for follower in entry.followers:
+            click.echo(line(follower, "    parked: "))
+        shown_here = {letter.location for letter in entry.letters()}
+        again = sorted(copy.location for copy in copies if copy.location not in shown_here)
+        if again:
+            click.echo(f"    dead-lettered again (same messages): {', '.join(again)}")
+        shown += len(copies)
     click.echo(f"{shown} dead letter(s) in {stage}" + ("" if show_all else " still open"))
 
 
@@ -464,7 +511,8 @@ def dlq_show(settings: Settings, stage: str, location: str) -> None:
 @click.argument("location")
 @click.pass_obj
 def dlq_replay(settings: Settings, stage: str, location: str) -> None:
-    """Send a dead letter back to its original topic (once its cause is fixed)."""
+    """Send a dead letter back to its original topic (once its cause is fixed); a blocker goes back with
+    the letters parked behind it, in their original order, and releases its employee."""
     from esr.dlq import DeadLetterError
     from esr.kafka.config import producer_config
     from esr.kafka.producer import Publisher
@@ -472,27 +520,86 @@ def dlq_replay(settings: Settings, stage: str, location: str) -> None:
     letters = _dead_letters(settings)
     try:
         letter = letters.get(stage, *_location(location))
-        origin = letters.replay(letter, Publisher(producer_config(settings, _bootstrap_servers(settings))))
+        origin, sent = letters.replay(letter, Publisher(producer_config(settings, _bootstrap_servers(settings))))
     except DeadLetterError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"{location} sent back to {origin[0]}")
+    parked = f" with {sent - 1} parked letter(s) behind it, in order" if sent > 1 else ""
+    click.echo(f"{location} sent back to {origin[0]}{parked}")
 
 
 @dlq.command("discard")
 @_stage
 @click.argument("location")
 @click.option("--reason", required=True, help="Why it is dropped (kept with your user name).")
+@click.option("--with-followers", is_flag=True,
+              help="A blocker: drop the letters parked behind it too (default: they are replayed in order).")
 @click.pass_obj
-def dlq_discard(settings: Settings, stage: str, location: str, reason: str) -> None:
-    """Record that a dead letter is dropped on purpose."""
+def dlq_discard(settings: Settings, stage: str, location: str, reason: str, with_followers: bool) -> None:
+    """Record that a dead letter is dropped on purpose. A blocker's employee is released: the letters
+    parked behind it are replayed in their original order (or dropped too, `--with-followers`)."""
     from esr.dlq import DeadLetterError
+    from esr.kafka.config import producer_config
+    from esr.kafka.producer import Publisher
 
     letters = _dead_letters(settings)
     try:
-        letters.discard(letters.get(stage, *_location(location)), reason)
+        publisher = Publisher(producer_config(settings, _bootstrap_servers(settings)))
+        sent = letters.discard(letters.get(stage, *_location(location)), reason, publisher,
+                               with_followers=with_followers)
     except DeadLetterError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"{location} discarded")
+    click.echo(f"{location} discarded" + (f"; {sent} parked letter(s) behind it sent back in order" if sent else ""))
+
+
+@main.command()
+@click.option("--from-beginning", is_flag=True, help="Everything in esr.records (esr.changes for the sink).")
+@click.option("--from-file", "file_name", metavar="NAME", help="From the first record of this ingested file.")
+@click.option("--from-sequence", "sequence", type=click.IntRange(0), metavar="N",
+              help="From the file with this ESR sequence (with --vpd).")
+@click.option("--vpd", help="The trust of --from-sequence.")
+@click.option("--from-timestamp", "timestamp", metavar="ISO",
+              help="From the files ingested at or after this time (the ledger's times; naive = UTC).")
+@click.option("--mode", type=click.Choice(["re-emit", "rebuild-state"]), default="re-emit", show_default=True,
+              help="re-emit: change events sent again with the same ids; rebuild-state: tables only, nothing sent.")
+@click.option("--group", type=click.Choice(["streams", "sink"]), default="streams", show_default=True,
+              help="The stream worker (esr-streams) or the PostgreSQL sink (its offsets in esr.sink_offset).")
+@click.option("--execute", is_flag=True, help="Carry the plan out (default: print it and change nothing).")
+@click.pass_obj
+def replay(settings: Settings, from_beginning: bool, file_name: str | None, sequence: int | None,
+           vpd: str | None, timestamp: str | None, mode: str, group: str, execute: bool) -> None:
+    """Consume esr.records again: re-emit change events or rebuild the worker's tables (a dry run unless
+    --execute). Refused while the group has live members."""
+    from esr.codec import Registry
+    from esr.kafka.config import client_config
+    from esr.replay import SINK_GROUP, STREAMS_GROUP, Mode, Replay, ReplayError
+
+    chosen = [from_beginning, file_name is not None, sequence is not None, timestamp is not None]
+    if sum(chosen) != 1:
+        raise click.UsageError("choose one of --from-beginning, --from-file, --from-sequence, --from-timestamp")
+    if vpd is not None and sequence is None:
+        raise click.UsageError("--vpd goes with --from-sequence")
+    since = None
+    if timestamp is not None:
+        try:
+            since = dt.datetime.fromisoformat(timestamp)
+        except ValueError:
+            raise click.BadParameter(f"{timestamp!r} is not an ISO date and time",
+                                     param_hint="--from-timestamp") from None
+    registry = Registry.from_url(settings.schema_registry_url) if settings.schema_registry_url else None
+    job = Replay(client_config(settings, _bootstrap_servers(settings)), _database_url(settings),
+                 settings.replication_factor, registry)
+    try:
+        cut = job.resolve(file_name=file_name, vpd=vpd, sequence=sequence, since=since)
+        plan = job.plan(SINK_GROUP if group == "sink" else STREAMS_GROUP, Mode(mode), cut)
+        for line in plan.describe():
+            click.echo(line)
+        if not execute:
+            click.echo("dry run: nothing changed; add --execute to carry it out")
+            return
+        for line in job.execute(plan):
+            click.echo(line)
+    except ReplayError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.group()
@@ -680,3 +787,10 @@ from esr.web.cli import users, web  # noqa: E402  (the web package registers its
 
 main.add_command(web)
 main.add_command(users)
+
+from esr.lifecycle.cli import lifecycle  # noqa: E402
+from esr.mapping.cli import mapping, remap  # noqa: E402
+
+main.add_command(mapping)
+main.add_command(remap)
+main.add_command(lifecycle)

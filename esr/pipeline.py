@@ -9,8 +9,11 @@
 Caught up (Tansu's high watermark is wrong, DESIGN §7, so no watermark is trusted here):
 1. the worker: its committed offset on every partition of `esr.records` equals the topic's real end,
    found by reading each partition from that offset to librdkafka's end-of-partition event;
-2. the sink: its offsets stored in PostgreSQL (in the same transactions as the data) have reached the
-   real end of every partition of `esr.changes`, found the same way once the worker is caught up.
+2. the mapping stage (a thread, `streams.mapping_stage`): it has mapped and published everything up to the
+   real end of `esr.employees` and of the worker's reference replicas;
+3. the sink: its offsets stored in PostgreSQL (in the same transactions as the data) have reached the
+   real end of every partition of `esr.changes`, found the same way once the worker is caught up;
+4. the employee sink (a thread, `connectors.sink.employee`): the same for `esr.mapped-changes`.
 
 State across runs. The embedded broker keeps nothing, so on a fresh broker the worker's tables are
 empty. Before it ingests anything new, `rebuild_state` publishes again every file the ledger holds as
@@ -19,6 +22,10 @@ publishes), in the order they were first ingested. The worker then rebuilds exac
 emits exactly the events it emitted then (event ids are deterministic), which the sink already holds and
 ignores. The next new file is diffed against that state: it yields exactly the events an uninterrupted
 pipeline would have emitted, and no one becomes a new starter twice.
+
+Trust profiles. Every trust's profile is published to `esr.trust-profiles` before the worker starts (a
+fresh broker has none); `esr trust add|set` publish a change while it runs. A replayed full file is
+reconciled with the trust's profile as it is now (`full_file_absence`), not as it was then.
 """
 
 from __future__ import annotations
@@ -35,19 +42,22 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from confluent_kafka import Consumer, TopicPartition
 
 from connectors.file_source.ingest import FileIngest, FileReport, IngestSettings
 from connectors.file_source.ledger import Ledger
 from connectors.sink.database import reset_offsets
+from connectors.sink.employee import EMPLOYEE_GROUP, EmployeeSink, employee_sink_caught_up
 from connectors.sink.sink import DEFAULT_GROUP, Sink, SinkSettings
 from esr.config import Settings
 from esr.kafka.config import client_config, producer_config
 from esr.kafka.producer import Publisher
-from esr.kafka.reading import TopicReadError, end_offsets
-from esr.kafka.topics import CHANGES, RECORDS, ensure_topics
+from esr.kafka.profiles import publish_profiles
+from esr.kafka.reading import TopicReadError, committed_offsets, end_offsets
+from esr.kafka.topics import CHANGES, MAPPED_CHANGES, RECORDS, ensure_topics
+from esr.mapping.store import latest_versions
 from esr.runtime.broker import EmbeddedBroker
 from streams.app import APP_ID
+from streams.mapping_stage import MappingStage, publish_templates
 from streams.topics import ensure_stream_topics
 from streams.worker import WorkerProcess
 
@@ -55,22 +65,12 @@ log = logging.getLogger(__name__)
 
 READ_MODEL_TABLES = (
     "person", "assignment", "home_address", "phone", "vehicle", "costing",
-    "location", "organisation", "position", "change_event",
+    "location", "organisation", "position", "change_event", "employee",
 )
 
 
 class PipelineError(RuntimeError):
     pass
-
-
-def committed_offsets(config: dict[str, Any], group: str, topic: str, partitions: int) -> dict[int, int]:
-    """A group's committed offsets (0 where it has none), read without joining the group."""
-    consumer = Consumer({**config, "group.id": group, "enable.auto.commit": False})
-    try:
-        committed = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
-        return {tp.partition: max(tp.offset, 0) for tp in committed}
-    finally:
-        consumer.close()
 
 
 @dataclass
@@ -97,6 +97,10 @@ class Pipeline:
     _sink_stop: threading.Event = field(default_factory=threading.Event)
     _sink_error: BaseException | None = None
     _publisher: Publisher | None = None
+    mapping: MappingStage | None = None
+    employee_sink: EmployeeSink | None = None
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _thread_errors: dict[str, BaseException] = field(default_factory=dict)
 
     @classmethod
     @contextmanager
@@ -129,6 +133,9 @@ class Pipeline:
         if self.fresh_broker:
             # offsets stored against yesterday's topics mean nothing on a new broker
             reset_offsets(self.database_url, DEFAULT_GROUP, CHANGES)
+            reset_offsets(self.database_url, EMPLOYEE_GROUP, MAPPED_CHANGES)
+        with Ledger(self.database_url) as ledger:  # the worker reads them before its first batch
+            publish_profiles(producer_config(self.settings, self.bootstrap_servers), ledger.profiles())
         started = time.monotonic()
         self.worker = WorkerProcess(
             self.bootstrap_servers, data_dir=self.settings.data_dir / "worker", partitions=self.settings.partitions
@@ -142,6 +149,26 @@ class Pipeline:
         ))
         self._sink_thread = threading.Thread(target=self._run_sink, name="esr-sink", daemon=True)
         self._sink_thread.start()
+        self._start_mapping()
+
+    def _start_mapping(self) -> None:
+        """The mapping stage (told every trust's saved template first) and the employee sink, as threads."""
+        with psycopg.connect(self.database_url) as conn:
+            publish_templates(self._client(), latest_versions(conn))
+        self.mapping = MappingStage(self._client())
+        self.employee_sink = EmployeeSink(self.bootstrap_servers, self.database_url,
+                                          kafka_overrides=self.settings.kafka_overrides)
+        for name, target in (("mapping stage", self.mapping.run), ("employee sink", self.employee_sink.run)):
+            thread = threading.Thread(target=self._run_thread, args=(name, target), name=f"esr-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _run_thread(self, name: str, target: Callable[[threading.Event], Any]) -> None:
+        try:
+            target(self._sink_stop)
+        except BaseException as exc:
+            self._thread_errors[name] = exc
+            log.exception("the %s stopped", name)
 
     def _run_sink(self) -> None:
         assert self.sink is not None
@@ -156,6 +183,8 @@ class Pipeline:
         self._sink_stop.set()
         if self._sink_thread is not None:
             self._sink_thread.join(60)
+        for thread in self._threads:
+            thread.join(60)
         if self.sink is not None:
             self.sink.close()
         if self.worker is not None:
@@ -245,10 +274,17 @@ class Pipeline:
         start = {p: int(stored.get(p, 0)) for p in range(self.settings.partitions)}
         return end_offsets(self._client(), CHANGES, start) == start
 
+    def _mapping_caught_up(self) -> bool:
+        return self.mapping is None or self.mapping.caught_up()
+
+    def _employee_sink_caught_up(self) -> bool:
+        return employee_sink_caught_up(self._client(), self.database_url, self.settings.partitions)
+
     def wait_until_caught_up(self, timeout: float = 900.0) -> None:
         started = time.monotonic()
         deadline = started + timeout
-        for name, check in (("worker", self._worker_caught_up), ("sink", self._sink_caught_up)):
+        for name, check in (("worker", self._worker_caught_up), ("mapping stage", self._mapping_caught_up),
+                            ("sink", self._sink_caught_up), ("employee sink", self._employee_sink_caught_up)):
             while not self._check(check):
                 self._raise_if_broken()
                 if time.monotonic() > deadline:
@@ -270,6 +306,8 @@ class Pipeline:
             raise PipelineError(f"the stream worker exited; its log:\n{self.worker.log_tail()}")
         if self._sink_error is not None:
             raise PipelineError(f"the sink stopped: {self._sink_error}")
+        for name, error in self._thread_errors.items():
+            raise PipelineError(f"the {name} stopped: {error}")
 
     # -- summary --------------------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""`python -m streams worker [--id NAME]`: run one stream-processor worker against ESR_BOOTSTRAP_SERVERS."""
+"""`python -m streams worker [--id NAME]`: run one stream-processor worker against ESR_BOOTSTRAP_SERVERS;
+`python -m streams mapping`: the mapping stage (streams.mapping_stage)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,33 @@ def worker(worker_id: str | None, loglevel: str) -> None:
     from streams.worker import run_worker
 
     run_worker(Settings(), worker_id=worker_id or f"{socket.gethostname()}-{os.getpid()}", loglevel=loglevel)
+
+
+@main.command()
+@click.option("--loglevel", default="info", show_default=True)
+def mapping(loglevel: str) -> None:
+    """Run the mapping stage (one for the cluster) until SIGTERM / Ctrl-C: esr.employees and the reference
+    replicas -> each trust's template -> esr.mapped-changes (streams.mapping_stage)."""
+    import logging
+    import signal
+    import threading
+    from types import FrameType
+
+    from esr.kafka.config import client_config
+    from streams.mapping_stage import MappingStage
+
+    logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings()
+    if not settings.bootstrap_servers:
+        raise click.ClickException("set ESR_BOOTSTRAP_SERVERS")
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    MappingStage(client_config(settings, settings.bootstrap_servers)).run(stop)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ Reference data: a replica per partition, fed by a broadcast
     `esr.records` (header `esr.forwarded: reference`, plus where it came from). Each of those applies it, in
     its own log order, to its own replica, and emits nothing of the reference's own. A partition's
     ReferenceView reads only its replicas. Wherever a reference record moved an address, the partition calls
-    `work_address_changes` for each of its employees of that trust (WORK_ADDRESS_CHANGED where needed).
+    `work_address_changes` for each of its employees of that trust whose work address can go through it
+    (WORK_ADDRESS_CHANGED where needed; `streams.places` indexes them, so the rest are never decoded).
     Why not a GlobalTable: its copy on each worker is fed asynchronously from the changelog, so whether an
     employee record saw a new location would depend on timing and differ between one and two workers; with
     a replica per partition it is a function of that partition's log (and a replay reproduces it).
@@ -46,9 +47,10 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-from esr.codec import Decoder, UndecodableMessage
+from esr.codec import PAYLOAD_TYPES, Decoder, UndecodableMessage
 from esr.kafka.topics import (
     BROADCAST,
     CHANGES,
@@ -62,9 +64,13 @@ from esr.kafka.topics import (
     ORIGIN_PARTITION,
     RECORDS,
 )
+from esr.parking import PARKED_BEHIND, Origin, parked_reason
 from streams.output import Output
+from streams.parking import WorkerParking
 from streams.partitioner import partition_for
+from streams.places import WorkPlaces
 from streams.port import DomainPort
+from streams.replay import ReplayFence
 from streams.tables import BatchTable
 
 log = logging.getLogger(__name__)
@@ -188,14 +194,23 @@ class EmployeesProcessor:
         self.output = output
         self.partitions = partitions
         self.clock = clock
-        self.records_decoder = Decoder("record-event")
+        # payloads as canonical text, the domain's values (esr.codec.reader: no typed value built to be rendered)
+        self.records_decoder = Decoder("record-event", text_records=PAYLOAD_TYPES)
         self.control_decoder = Decoder("control-event")
         self.stats = Stats()
         self._views: dict[int, ReplicaView] = {}
         self._change_headers = list(domain.change_headers)
+        self._change_headers_by_type: dict[Any, Headers] = {}  # `emit`'s headers, per event type
         self._employee_headers = list(domain.employee_headers)
         #: per trust: does a full file's absence delete (True) or only report (False)? (trust profiles, issue 5)
         self.absence_is_delete = absence_is_delete
+        #: per partition: location / organisation id -> employee keys, for `_work_addresses` (streams.places)
+        self.places = WorkPlaces(employees, domain)
+        #: `esr replay`'s plan, read when the worker starts (`streams.replay`); None: no replay in force
+        self.fence: ReplayFence | None = None
+        self._muted: frozenset[str] = frozenset()  # topics not sent for the records being processed
+        #: parked employee keys (streams.parking); None: dead letters park nothing
+        self.parking: WorkerParking | None = None
 
     def owner_partition(self, key: bytes) -> int:
         """The esr.records partition a key's own records are on (the ingest job places keys with murmur2)."""
@@ -205,6 +220,8 @@ class EmployeesProcessor:
 
     def send(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None,
              headers: Headers | None = None) -> None:
+        if topic in self._muted:  # a replayed record's output already sent the first time (streams.replay)
+            return
         self.output.send(topic, key, value, partition, headers)
 
     def seal(self) -> asyncio.Future[Any]:
@@ -216,8 +233,15 @@ class EmployeesProcessor:
         """Wait until every message sent for the current batch is acknowledged."""
         await self.seal()
 
-    def dead_letter(self, event: Any, reason: str, exc: BaseException | None = None) -> None:
+    def dead_letter(self, event: Any, reason: str, exc: BaseException | None = None, *,
+                    behind: Origin | None = None) -> None:
+        """Send `event` to esr.dlq.process. An ingest record of an employee key parks the key (`esr.parking`):
+        the first one is its blocker, later ones wait behind it (`behind`: known already)."""
         message = event.message
+        if behind is None and self.parking is not None:
+            behind = self.parking.dead_lettered(event)
+        if behind is not None:
+            reason = parked_reason(behind)
         headers = [
             *_headers(event),
             (DLQ_STAGE, b"process"),
@@ -226,6 +250,8 @@ class EmployeesProcessor:
             (DLQ_PARTITION, str(message.partition).encode()),
             (DLQ_OFFSET, str(message.offset).encode()),
         ]
+        if behind is not None:
+            headers.append((PARKED_BEHIND, str(behind).encode()))
         if exc is not None:
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             headers.append((DLQ_ERROR, detail[:4000].encode()))
@@ -234,15 +260,21 @@ class EmployeesProcessor:
         self.send(DLQ_PROCESS, message.key, message.value, None, headers)
 
     def emit(self, changes: Iterable[Mapping[str, Any]], fallback_key: bytes, partition: int) -> None:
-        encode = self.domain.encode_change
+        encode, send = self.domain.encode_change, self.send
+        by_type = self._change_headers_by_type
+        count = 0
         for change in changes:
             vpd, person_id = change.get("vpd"), change.get("person_id")
             key = f"{vpd}:{person_id}".encode() if person_id is not None else fallback_key
-            headers = [*self._change_headers, (EVENT_TYPE_HEADER, str(change.get("event_type")).encode())]
+            event_type = change.get("event_type")
+            headers = by_type.get(event_type)
+            if headers is None:  # one list per event type, shared by its sends (the producer only reads it)
+                headers = by_type[event_type] = [*self._change_headers, (EVENT_TYPE_HEADER, str(event_type).encode())]
             # The key's input partition: the same murmur2 placement, as esr.changes has the same partition
             # count (ensure_topics); a different key (a reference's own events) is placed by the partitioner.
-            self.send(CHANGES, key, encode(change), partition if key == fallback_key else None, headers)
-            self.stats.changes += 1
+            send(CHANGES, key, encode(change), partition if key == fallback_key else None, headers)
+            count += 1
+        self.stats.changes += count
 
     def store_employee(self, event: Any, key: bytes, state: Any, tombstone: Any = None) -> None:
         """Write the table once (a deleted employee keeps its tombstone state there if the domain gives one,
@@ -250,16 +282,33 @@ class EmployeesProcessor:
         domain = self.domain
         kept = state if state is not None else tombstone
         self.employees.put(event, key, None if kept is None else domain.encode_state(kept))
+        self.places.stored(event.message.partition, key, state)
         value = None if state is None else domain.employee_value(state)
         self.send(EMPLOYEES, key, value, event.message.partition, self._employee_headers)
 
-    def reject(self, rejected: Iterable[tuple[Any, str]] | None, keyed: _Keyed) -> None:
-        """Dead-letter the records the domain refused (not applied; the rest of the key's records were)."""
+    def reject(self, outcome: Any, keyed: _Keyed, again: Callable[[Sequence[Any]], Any] | None = None) -> Any:
+        """Dead-letter the records the domain refused (not applied; the rest of the key's records were) and
+        return the outcome to keep. With parking and `again` (the domain call on fewer records), the key's
+        records after the first refused one are not applied either: the key is applied again up to it, and
+        they are dead-lettered behind it, as later batches' records are (`esr.parking`)."""
+        rejected = getattr(outcome, "rejected", None)
         if not rejected:
-            return
-        events = {id(record): event for record, event in zip(keyed.inputs, keyed.events, strict=True)}
-        for record, reason in rejected:
-            self.dead_letter(events[id(record)], f"rejected by the domain: {reason}")
+            return outcome
+        reasons = {id(record): reason for record, reason in rejected}
+        if again is None or self.parking is None:
+            events = {id(record): event for record, event in zip(keyed.inputs, keyed.events, strict=True)}
+            for record, reason in rejected:
+                self.dead_letter(events[id(record)], f"rejected by the domain: {reason}")
+            return outcome
+        cut = next(index for index, record in enumerate(keyed.inputs) if id(record) in reasons)
+        held = keyed.inputs[cut:]
+        if any(id(record) not in reasons for record in held):
+            outcome = again(keyed.inputs[:cut])
+        for record, event in zip(held, keyed.events[cut:], strict=True):
+            reason = reasons.get(id(record))
+            self.dead_letter(event, "not applied: after a refused record of its key" if reason is None
+                             else f"rejected by the domain: {reason}")
+        return outcome
 
     # -- a batch ------------------------------------------------------------------------------
 
@@ -268,6 +317,18 @@ class EmployeesProcessor:
         if view is None:
             view = self._views[partition] = ReplicaView(self.references, partition, self.domain)
         return view
+
+    async def process_fenced(self, events: Sequence[Any]) -> None:
+        """`process`, with the records below the replay fence processed with their outputs muted."""
+        if self.fence is None:
+            await self.process(events)
+            return
+        for muted, segment in self.fence.split(events):
+            self._muted = muted
+            try:
+                await self.process(segment)
+            finally:
+                self._muted = frozenset()
 
     async def process(self, events: Sequence[Any]) -> None:
         """Process one batch: table writes done, outputs sent (not yet acknowledged: see `seal`)."""
@@ -331,6 +392,8 @@ class EmployeesProcessor:
                     employees = {}
                 group = references
             elif len(parts) == 2:
+                if self.parking is not None and self.parking.holds(event, key, self.dead_letter):
+                    continue  # waits behind a dead letter of its key, or a discarded one's marker (esr.parking)
                 if references:
                     await self._apply_references(partition, references, now_ms, owner=True)
                     references = {}
@@ -377,7 +440,7 @@ class EmployeesProcessor:
                 for event in keyed.events:
                     self.dead_letter(event, f"domain error for key {key.decode(errors='replace')}", exc)
                 continue
-            self.reject(getattr(outcome, "rejected", None), keyed)
+            outcome = self.reject(outcome, keyed, partial(apply, state, reference=view, now_ms=now_ms))
             self.store_employee(keyed.events[-1], key, outcome.state, getattr(outcome, "tombstone", None))
             self.emit(outcome.changes, key, partition)
 
@@ -438,7 +501,7 @@ class EmployeesProcessor:
                     self.dead_letter(event, f"domain error for reference {key.decode(errors='replace')}", exc)
                 continue
             if owner:
-                self.reject(getattr(outcome, "rejected", None), keyed)
+                outcome = self.reject(outcome, keyed)
             self.store_reference(keyed.events[-1], replica_key, outcome, view)
             if owner:
                 self.emit(outcome.changes, key, partition)
@@ -455,7 +518,9 @@ class EmployeesProcessor:
     async def _work_addresses(self, partition: int, fanouts: list[tuple[Any, Any]], now_ms: int) -> None:
         """WORK_ADDRESS_CHANGED for this partition's employees whose work address goes through a location or
         organisation that moved. The events do not change the employee state (the domain resolves work
-        addresses from the reference data at read time), so nothing is written."""
+        addresses from the reference data at read time), so nothing is written. Only the employees the
+        index (`streams.places`) says can go through a moved entity are decoded, in key order; the domain
+        decides for each, so the events are those of a scan of every employee of the trust."""
         domain = self.domain
         view = self.view(partition)
         data = self.employees.data
@@ -463,7 +528,10 @@ class EmployeesProcessor:
         for outcome, event in fanouts:
             by_vpd.setdefault(event.message.key.split(b":", 1)[0].decode(), []).append((outcome, event))
         for vpd, moved in by_vpd.items():
-            for index, key in enumerate(self.employees.keys_in_partition(partition, f"{vpd}:".encode())):
+            moved_locations = set().union(*(outcome.changed_location_ids for outcome, _ in moved))
+            moved_organisations = set().union(*(outcome.changed_organisation_ids for outcome, _ in moved))
+            candidates = await self.places.candidates(partition, vpd, moved_locations, moved_organisations, view)
+            for index, key in enumerate(candidates):
                 if index % _SCAN_YIELD == _SCAN_YIELD - 1:
                     await asyncio.sleep(0)
                 raw = data.get(key)
@@ -568,7 +636,7 @@ class BatchPipeline:
     async def run_batch(self, events: Sequence[Any]) -> None:
         for event in events:
             event.message.incref()
-        await self.processor.process(events)
+        await self.processor.process_fenced(events)
         settled = self.processor.seal()
         batch = list(events)
         stats = self.processor.stats

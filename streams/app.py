@@ -20,10 +20,15 @@ Choices (DESIGN §7 for the measured broker facts):
   message); every output, table changelogs included, through one librdkafka producer (`streams.output`)
   whose deliveries are confirmed per batch before the batch's input is acked (`agents.BatchPipeline`).
 - throughput knobs in `Tuning` (`ESR_STREAMS_*`), measured with `python -m bench.streams`.
+- Kafka TLS / SASL from the same `ESR_KAFKA_*` variables as every librdkafka client: Faust's aiokafka
+  clients get them as `broker_credentials` (`streams.security`), the output producer as they are.
+- trust profiles from `esr.trust-profiles` (`streams.profiles`, a thread of every worker); Prometheus
+  metrics with `ESR_METRICS_PORT` (`streams.metrics`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -40,11 +45,16 @@ from esr.kafka.topics import CHANGES, CONTROL, DLQ_PROCESS, EMPLOYEES, RECORDS
 from esr.runtime.broker import free_port
 from streams.agents import BatchPipeline, ControlForwarder, EmployeesProcessor
 from streams.consumer import SCHEME
+from streams.metrics import MeteredOutput, WorkerMetrics
 from streams.output import Output
+from streams.parking import WorkerParking
 from streams.partitioner import murmur2_partitioner
 from streams.port import DomainPort, load_domain
+from streams.profiles import TrustProfiles
+from streams.replay import read_fence
+from streams.security import faust_credentials
 from streams.tables import BatchTable, table_manager_class
-from streams.topics import EMPLOYEES_CHANGELOG, REFERENCES_CHANGELOG
+from streams.topics import EMPLOYEES_CHANGELOG, PARKED_CHANGELOG, REFERENCES_CHANGELOG
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +87,7 @@ class Tuning:
     commit_interval: float = 2.8
     in_flight: int = 2  # batches whose outputs may still be unacknowledged while the next one is processed
     fast_drain: bool = True  # streams.consumer.FastDrainConsumer instead of Faust's own drain loop
+    lag_interval: float = 15.0  # seconds between consumer-lag measurements (with ESR_METRICS_PORT)
 
     @classmethod
     def from_env(cls) -> Tuning:
@@ -91,6 +102,7 @@ class Tuning:
             commit_interval=_env_float("ESR_STREAMS_COMMIT_INTERVAL", cls.commit_interval),
             in_flight=_env_int("ESR_STREAMS_IN_FLIGHT", cls.in_flight),
             fast_drain=os.environ.get("ESR_STREAMS_FAST_DRAIN", "1") != "0",
+            lag_interval=_env_float("ESR_STREAMS_LAG_INTERVAL", cls.lag_interval),
         )
 
 
@@ -103,11 +115,9 @@ def faust_settings(settings: Settings, bootstrap_servers: str, *, worker_id: str
     """The Faust configuration shared by the worker and the bench's counting agent.
 
     `fast_drain`: consume with `streams.consumer.FastDrainConsumer` (Faust's loop minus two tasks per message).
+    TLS / SASL: the `ESR_KAFKA_*` security properties as Faust credentials (`streams.security`).
     """
-    if settings.kafka_overrides:
-        # aiokafka takes TLS/SASL as Faust credentials, not librdkafka properties
-        log.warning("ESR_KAFKA_* overrides apply to the librdkafka clients only, not to the Faust worker: %s",
-                    ", ".join(sorted(settings.kafka_overrides)))
+    credentials = faust_credentials(settings.kafka_overrides)
     datadir = settings.data_dir / "streams" / worker_id
     datadir.mkdir(parents=True, exist_ok=True)
     return {
@@ -141,6 +151,7 @@ def faust_settings(settings: Settings, bootstrap_servers: str, *, worker_id: str
         "table_standby_replicas": 1,
         "worker_redirect_stdouts": False,
         "TableManager": table_manager_class(client_config(settings, bootstrap_servers)),
+        **({} if credentials is None else {"broker_credentials": credentials}),
     }
 
 
@@ -206,17 +217,35 @@ def build(
         app.tables.add(created)
         return created
 
-    output = Output(output_config(settings, bootstrap_servers, worker_id))
+    metered = MeteredOutput(output_config(settings, bootstrap_servers, worker_id)) if settings.metrics_port else None
+    output = metered or Output(output_config(settings, bootstrap_servers, worker_id))
     employees = table("employees", EMPLOYEES_CHANGELOG)
     references = table("references", REFERENCES_CHANGELOG)
-    employees.output = references.output = output
+    parked = table("parked", PARKED_CHANGELOG)
+    employees.output = references.output = parked.output = output
 
-    processor = EmployeesProcessor(domain, employees, references, output, partitions)
+    profiles = TrustProfiles(client_config(settings, bootstrap_servers))  # esr.trust-profiles, read by a thread
+    processor = EmployeesProcessor(domain, employees, references, output, partitions,
+                                   absence_is_delete=profiles.absence_is_delete)
+    processor.parking = WorkerParking(parked)  # keys waiting behind a dead letter (esr.parking)
+
+    def forget_places(_app: Any, /, *_partitions: Any, signal: Any, **_kwargs: Any) -> None:  # noqa: ARG001
+        # recovery and standby replicas write the table behind the agent's back (streams.places)
+        processor.places.invalidate()
+
+    app.on_partitions_revoked.connect(forget_places)
+    app.on_partitions_assigned.connect(forget_places)
+    processor.fence = read_fence(client_config(settings, bootstrap_servers), app_id)  # `esr replay`'s plan
     control = ControlForwarder(output, partitions)
     pipeline = BatchPipeline(processor, depth=tuning.in_flight, on_fatal=on_fatal)
 
+    @app.task  # type: ignore[untyped-decorator]
+    async def follow_trust_profiles() -> None:
+        profiles.start()
+
     @app.agent(records_topic, name="employees")
     async def employees_agent(stream: Any) -> None:
+        await profiles.ready()
         async for events in stream.take_events(tuning.batch_size, tuning.batch_within):
             try:
                 await pipeline.run_batch(events)
@@ -242,6 +271,21 @@ def build(
             partial = path.with_suffix(".partial")
             partial.write_text(json.dumps(asdict(processor.stats)))
             partial.replace(path)
+
+    if metered is not None:  # served by `streams.worker.run_worker`
+        metrics = WorkerMetrics(processor, metered, client_config(settings, bootstrap_servers), group=app_id,
+                                partitions=partitions)
+
+        @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
+        async def collect_metrics() -> None:
+            metrics.collect()
+
+        @app.timer(interval=tuning.lag_interval)  # type: ignore[untyped-decorator]
+        async def measure_lag() -> None:
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, metrics.measure_lag)
+            except Exception as exc:  # a broker hiccup must not stop the worker; the gauge keeps its value
+                log.warning("consumer lag not measured: %s", exc)
 
     # topics the agents write, declared so Faust knows them (never created by Faust)
     for name in (CHANGES, EMPLOYEES, DLQ_PROCESS):

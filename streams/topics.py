@@ -24,7 +24,10 @@ EMPLOYEES_CHANGELOG = "esr.streams.employees-changelog"
 #: reference state replicas (one copy per input partition), key "<vpd>:<TYPE>:<id>@<partition>"
 REFERENCES_CHANGELOG = "esr.streams.references-changelog"
 
-CHANGELOGS: tuple[str, ...] = (EMPLOYEES_CHANGELOG, REFERENCES_CHANGELOG)
+#: employee keys parked behind a dead letter (esr.parking.Park JSON), key "<vpd>:<person_id>"
+PARKED_CHANGELOG = "esr.streams.parked-changelog"
+
+CHANGELOGS: tuple[str, ...] = (EMPLOYEES_CHANGELOG, REFERENCES_CHANGELOG, PARKED_CHANGELOG)
 
 _CHANGELOG_CONFIG = {"cleanup.policy": "compact"}
 

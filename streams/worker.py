@@ -8,7 +8,7 @@
     worker.kill()                # SIGKILL now, for crash tests
 
 The child is `python -m streams worker`, configured through the environment (ESR_BOOTSTRAP_SERVERS,
-ESR_PARTITIONS, ESR_DATA_DIR, ESR_STREAMS_DOMAIN, ESR_STREAMS_*); its log goes to a file.
+ESR_PARTITIONS, ESR_DATA_DIR, ESR_STREAMS_DOMAIN, ESR_STREAMS_*, ESR_METRICS_PORT); its log goes to a file.
 """
 
 from __future__ import annotations
@@ -67,7 +67,9 @@ def tune_gc() -> None:
 
 
 def run_worker(settings: Settings, *, worker_id: str, loglevel: str = "info") -> None:
-    """Create the topics if missing, then run the worker until SIGTERM/SIGINT (blocks)."""
+    """Create the topics if missing, then run the worker until SIGTERM/SIGINT (blocks). With ESR_METRICS_PORT,
+    Prometheus metrics on 127.0.0.1:<port>/metrics (`streams.metrics`)."""
+    from esr.observability.metrics import serve
     from streams.app import create_app
 
     bootstrap = settings.bootstrap_servers
@@ -75,6 +77,7 @@ def run_worker(settings: Settings, *, worker_id: str, loglevel: str = "info") ->
         raise SystemExit("ESR_BOOTSTRAP_SERVERS is not set: which Kafka should the worker use?")
     ensure_stream_topics(client_config(settings, bootstrap), settings.partitions, settings.replication_factor)
     app = create_app(settings, bootstrap, worker_id=worker_id)
+    serve(settings.metrics_port)
     tune_gc()
     faust_worker(app, loglevel).execute_from_commandline()
 

@@ -1,18 +1,21 @@
 """`python -m connectors.sink`: run the PostgreSQL sink until stopped (SIGINT/SIGTERM), or `--drain` until
 caught up. Broker and database as for `esr`: ESR_BOOTSTRAP_SERVERS (else the broker of `esr broker start`)
-and ESR_DATABASE_URL (else the embedded server); the database is upgraded first."""
+and ESR_DATABASE_URL (else the embedded server); the database is upgraded first. With ESR_METRICS_PORT set,
+Prometheus metrics on 127.0.0.1:<port>/metrics (see connectors.sink.sink)."""
 
 from __future__ import annotations
 
 import logging
 import signal
 import sys
+import threading
 import time
 from types import FrameType
 
 import click
 
 from connectors.sink.database import reset_offsets
+from connectors.sink.employee import EmployeeSink
 from connectors.sink.sink import DEFAULT_GROUP, Sink, SinkSettings
 from esr.config import Settings
 from esr.kafka.topics import CHANGES
@@ -51,12 +54,17 @@ def _database(settings: Settings, given: str | None) -> str:
 @click.option("--timeout", default=600.0, show_default=True, help="--drain: give up after this many seconds.")
 @click.option("--redeliver", is_flag=True, help="Forget the group's stored offsets first: read the topic again "
                                                 "from the beginning (idempotent: changes nothing already written).")
+@click.option("--employees/--no-employees", default=True, show_default=True,
+              help="Also write esr.mapped-changes into esr.employee (connectors.sink.employee).")
 @click.option("-v", "--verbose", is_flag=True)
 def main(bootstrap_servers: str | None, database_url: str | None, group: str, batch_size: int, batch_wait: float,
-         drain: bool, idle: float, timeout: float, redeliver: bool, verbose: bool) -> None:
+         drain: bool, idle: float, timeout: float, redeliver: bool, employees: bool, verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings()
+    from esr.observability import metrics
+
+    metrics.serve(settings.metrics_port)
     bootstrap = _bootstrap(settings, bootstrap_servers)
     url = _database(settings, database_url)
     from esr.kafka.config import client_config
@@ -76,14 +84,26 @@ def main(bootstrap_servers: str | None, database_url: str | None, group: str, ba
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     started = time.monotonic()
+    employee_stop = threading.Event()
+    employee_sink = EmployeeSink(bootstrap, url, kafka_overrides=settings.kafka_overrides) if employees else None
+    employee_thread = None
+    if employee_sink is not None and not drain:
+        employee_thread = threading.Thread(target=employee_sink.run, args=(employee_stop,), daemon=True)
+        employee_thread.start()
     try:
         with sink:
             if drain:
                 sink.drain(idle=idle, timeout=timeout)
+                if employee_sink is not None:
+                    employee_sink.drain(settings.partitions, timeout)
             else:
                 sink.run()
     except TimeoutError as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        employee_stop.set()
+        if employee_thread is not None:
+            employee_thread.join(30)
     stats = sink.stats
     elapsed = time.monotonic() - started
     click.echo(

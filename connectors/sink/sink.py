@@ -26,7 +26,8 @@ Faults
       lost, and what was committed is not written twice.
     * An event the database refuses (SQLSTATE 22/23), an event that does not map (a date that does not
       parse) and an undecodable message go to `esr.dlq.sink` with error headers; the rest of the batch is
-      written. Dead letters are flushed before the transaction commits.
+      written, except the employee's later events: they wait behind it (`connectors.sink.parking`). Dead
+      letters are flushed before the transaction commits.
     * The stored offset of a partition changed under us (another sink took it over, or an operator reset
       it): the transaction is rolled back and every partition re-read from its stored offset.
 
@@ -38,10 +39,16 @@ Caught up
     that knows more can also give target offsets per partition (e.g. the producer's last delivered offsets),
     which must be stored in `esr.sink_offset` too. Only the partitions assigned to this sink are covered: with
     several sinks in the group, wait on each or pass targets.
+
+Metrics (`esr.observability.metrics`, served by `python -m connectors.sink` on ESR_METRICS_PORT)
+    esr_sink_rows_total{table} (change_event included), esr_sink_latency_seconds (the worker's ts_ms of each
+    change event inserted -> its commit), esr_consumer_lag{group,topic,partition}, esr_dead_letters_total
+    {stage="sink"}, esr_sink_outages_total and esr_sink_database_up.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -73,10 +80,13 @@ from connectors.sink.database import (
 )
 from connectors.sink.fastread import FastChangeReader
 from connectors.sink.mapping import Consumed, Plan, Refusal, plan
+from connectors.sink.parking import Parked, SinkParking
 from esr.codec import UndecodableMessage
 from esr.kafka.producer import DeliveryFailed, Publisher
 from esr.kafka.reading import topic_id
 from esr.kafka.topics import CHANGES, DLQ_SINK
+from esr.observability import metrics
+from esr.parking import PARKED_BEHIND
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +220,7 @@ class Sink:
         self._caught_up = threading.Event()
         self._quiet_since: float | None = None
         self._generation = 0  # bumped whenever positions go back to the stored offsets
+        self._lag_due = 0.0  # time.monotonic() of the next consumer-lag report
 
     # -- lifecycle --------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -295,6 +306,8 @@ class Sink:
         consumer = self._consumer
         assert consumer is not None, "start() first"
         self._settle(wait=False)
+        if time.monotonic() >= self._lag_due:
+            self._report_lag()
         if self._outage_since is not None:
             consumer.consume(1000, 0.1)  # serves rebalances; paused partitions return nothing we keep
             if time.monotonic() >= self._next_attempt:
@@ -351,6 +364,25 @@ class Sink:
             self._quiet_since = now
         elif now - self._quiet_since >= idle:
             self._caught_up.set()
+
+    def _report_lag(self) -> None:
+        """esr_consumer_lag per partition: messages not yet in the database. Once at a partition's end with
+        everything committed it is 0; before, it is measured against the high watermark of the last fetch,
+        which Tansu reports short (DESIGN §7): there it is a lower bound."""
+        self._lag_due = time.monotonic() + 1.0
+        consumer = self._consumer
+        assert consumer is not None
+        group, topic = self.settings.group_id, self.settings.topic
+        for partition, state in self._partitions.items():
+            done = state.stored if state.stored is not None else 0
+            if state.ready and state.eof and state.consumed <= done:
+                lag = 0
+            else:
+                _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+                if high < 0:  # nothing fetched yet: unknown
+                    continue
+                lag = max(high - done, 0)
+            metrics.CONSUMER_LAG.labels(group, topic, str(partition)).set(lag)
 
     def _targets_reached(self, targets: Mapping[int, int] | None) -> bool:
         if not targets:
@@ -413,8 +445,10 @@ class Sink:
                 self._dead_letter(refused, messages)
 
         started = time.monotonic()
-        result = self._db.write(batch_plan, updates, dead_letter, undecodable)
+        result = SinkParking(self.settings.group_id, self.settings.topic).write(  # connectors.sink.parking
+            self._db, batch_plan, updates, dead_letter, undecodable, messages, self._topic_id)
         result.seconds = time.monotonic() - started
+        result.committed_at = time.time()
         return result
 
     def _settle(self, *, wait: bool) -> None:
@@ -447,6 +481,7 @@ class Sink:
         stats.cascaded += result.cascaded
         stats.dead_letters += len(result.refused)
         stats.last_commit_at = time.monotonic()
+        metrics.sink_committed(result.rows, result.event_times, result.committed_at, len(result.refused))
         self._commit_advisory(in_flight.updates)
 
     def _dead_letter(self, refused: list[Refusal], messages: Mapping[tuple[int, int], Message]) -> None:
@@ -467,6 +502,8 @@ class Sink:
             event_id = item.event.get("event_id")
             if event_id:
                 headers.append((DLQ_EVENT_ID, str(event_id).encode()))
+            if isinstance(refusal, Parked):
+                headers.append((PARKED_BEHIND, str(refusal.behind).encode()))
             log.warning("sink: dead letter %s[%s]@%s: %s", item.topic, item.partition, item.offset, refusal.reason)
             self._dlq.send(self.settings.dlq_topic, message.key(), message.value(), headers)
         self._dlq.flush(30)
@@ -489,6 +526,8 @@ class Sink:
             self._outage_since = now
             self._backoff = self.settings.backoff_initial
             self.stats.outages += 1
+            metrics.SINK_OUTAGES.inc()
+            metrics.SINK_DATABASE_UP.set(0)
             log.error(
                 "sink: PostgreSQL unavailable (%s); pausing %d partition(s), %d buffered message(s) will be "
                 "read again; retrying with back-off", describe(exc), len(self._partitions), len(self._buffer),
@@ -513,6 +552,7 @@ class Sink:
             assert self._outage_since is not None
             log.info("sink: PostgreSQL is back after %.1f s; resuming from the stored offsets",
                      time.monotonic() - self._outage_since)
+            metrics.SINK_DATABASE_UP.set(1)
             self._outage_since = None
 
     def _rewind(self, partitions: list[int]) -> bool:
@@ -597,6 +637,8 @@ class Sink:
         self._buffer = [m for m in self._buffer if _coordinates(m)[0] not in revoked]
         for partition in revoked:
             self._partitions.pop(partition, None)
+            with contextlib.suppress(KeyError):  # never reported
+                metrics.CONSUMER_LAG.remove(self.settings.group_id, self.settings.topic, str(partition))
         log.info("sink: revoked %s", ", ".join(f"[{p}]" for p in sorted(revoked)) or "nothing")
 
     def _lookup_topic_id(self) -> str | None:

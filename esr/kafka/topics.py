@@ -16,6 +16,10 @@ CONTROL = "esr.control"
 CHANGES = "esr.changes"
 EMPLOYEES = "esr.employees"
 MAPPED_CHANGES = "esr.mapped-changes"
+#: compacted, key VPD: the trust's current mapping template version (esr.mapping.serde version JSON)
+MAPPING_TEMPLATES = "esr.mapping-templates"
+#: compacted, key VPD: the trust's profile (esr.profiles.serde JSON), published on every change and at start
+TRUST_PROFILES = "esr.trust-profiles"
 DLQ_INGEST = "esr.dlq.ingest"
 DLQ_PROCESS = "esr.dlq.process"
 DLQ_SINK = "esr.dlq.sink"
@@ -48,6 +52,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(CHANGES, True, _KEEP),
     TopicSpec(EMPLOYEES, True, _COMPACTED),
     TopicSpec(MAPPED_CHANGES, True, _KEEP),
+    TopicSpec(MAPPING_TEMPLATES, False, _COMPACTED),
+    TopicSpec(TRUST_PROFILES, False, _COMPACTED),
     TopicSpec(DLQ_INGEST, False, _KEEP),
     TopicSpec(DLQ_PROCESS, True, _KEEP),
     TopicSpec(DLQ_SINK, True, _KEEP),

@@ -6,8 +6,10 @@ Labels never carry personal data: trust VPD, record code, event type, stage, tab
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
@@ -23,6 +25,9 @@ LAST_IMPORT = Gauge(
 )
 IMPORT_OVERDUE = Gauge("esr_import_overdue", "1 when the trust's next file is late, else 0.", ["vpd"])
 CHANGE_EVENTS = Counter("esr_change_events", "Change events emitted by the worker.", ["event_type"])
+WORKER_RECORDS = Counter("esr_worker_records_consumed", "Ingest records the stream worker consumed "
+                         "(forwarded copies of reference records not included).")
+WORKER_BATCHES = Counter("esr_worker_batches", "Batches the stream worker processed.")
 DEAD_LETTERS = Counter("esr_dead_letters", "Messages this process sent to a dead-letter topic.", ["stage"])
 DLQ_SIZE = Gauge("esr_dlq_messages", "Messages waiting in a dead-letter topic.", ["stage"])
 CONSUMER_LAG = Gauge("esr_consumer_lag", "Messages not yet consumed.", ["group", "topic", "partition"])
@@ -32,6 +37,22 @@ SINK_LATENCY = Histogram(
     "From change-event creation to its commit in PostgreSQL.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 300),
 )
+SINK_OUTAGES = Counter("esr_sink_outages", "Times the sink lost PostgreSQL (it pauses, backs off and resumes).")
+SINK_DATABASE_UP = Gauge("esr_sink_database_up", "1 while the sink reaches PostgreSQL, 0 during an outage.")
+
+
+def sink_committed(rows: Mapping[str, int], event_times: Iterable[dt.datetime], committed_at: float,
+                   dead_letters: int) -> None:
+    """Record one batch the sink committed: rows by table, the latency of each change event it inserted
+    (event_ts, the worker's ts_ms, to `committed_at`, a time.time()), dead letters sent."""
+    for table, count in rows.items():
+        SINK_ROWS.labels(table).inc(count)
+    observe = SINK_LATENCY.observe
+    for created in event_times:
+        observe(max(committed_at - created.timestamp(), 0.0))
+    if dead_letters:
+        DEAD_LETTERS.labels("sink").inc(dead_letters)
+    SINK_DATABASE_UP.set(1)
 
 
 def serve(port: int | None, addr: str = "127.0.0.1") -> None:

@@ -30,6 +30,7 @@ from streams.domain.employee import (
 )
 from streams.domain.events import ChangeEvent, ChangeSource, event_id
 from streams.domain.model import Entity, InputRecord, Values, apply_changes, canonical, diff, in_force, render
+from streams.domain.places import organisations_at, work_address_refs
 from streams.domain.reference import (
     ADDRESS_FIELDS,
     NoReference,
@@ -80,6 +81,7 @@ __all__ = [
     "encode_state",
     "event_id",
     "in_force",
+    "organisations_at",
     "person_chain",
     "primary_assignment",
     "reference_absent_from_full_file",
@@ -87,4 +89,5 @@ __all__ = [
     "render",
     "work_address",
     "work_address_changes",
+    "work_address_refs",
 ]

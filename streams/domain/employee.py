@@ -467,9 +467,17 @@ def absent_from_full_file(state: EmployeeState, file_sha256: str, source: Change
     (op "r"): exactly, by undoing the first run, when no record came since; otherwise against the state
     as it now is.
     """
+    run, seq = run_day(source.run_date), source.sequence or 0
+    done = state.reconciled
+    if not state.deleted and (done is None or done.sha != file_sha256) and not any(
+        entity.sha != file_sha256 and (entity.run, entity.seq) <= (run, seq)
+        for bucket in state.entities.values() for entity in bucket.values()
+    ):
+        # The common case (the file had everything): nothing to report, so nothing to copy or to mark
+        # (the shell writes no state without events, and a replay of the barrier finds nothing again).
+        return EmployeeOutcome(state, [])
     current = state.copy()
     replay, ms = False, now_ms
-    done = current.reconciled
     if done is not None and done.sha == file_sha256:
         replay = True
         if done.offset == current.offset:
@@ -478,7 +486,6 @@ def absent_from_full_file(state: EmployeeState, file_sha256: str, source: Change
     outcome = EmployeeOutcome(current, [])
     if current.deleted:
         return _finish(outcome, current)
-    run, seq = run_day(source.run_date), source.sequence or 0
     step = Step(current, person_id=current.person_id, source=source.as_dict, sha=file_sha256, line_no=None,
                 run=run, seq=seq, ms=ms, replay=replay, out=outcome.changes)
     scalars = current.scalars()
@@ -522,6 +529,7 @@ def employee_snapshot(state: EmployeeState, run_date: Any = None) -> dict[str, A
                                     end_field),
                 "versions": entity.versions,
                 "last_file_sha256": entity.sha,
+                "last_run": entity.run,  # that file's run date: the date the mapping stage selects at
             }
             for entity_id, entity in bucket.items()
         }

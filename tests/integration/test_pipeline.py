@@ -23,6 +23,8 @@ COMPARED = {
     "home_address": "address_id, person_id, postcode, deleted_at IS NULL",
     "vehicle": "vehicle_allocation_id, person_id, registration, engine_cc, deleted_at IS NULL",
     "location": "location_id, postcode, deleted_at IS NULL",
+    "employee": "person_id, payroll_number, surname, line_manager, work_location, template_version, last_event_id,"
+                " deleted_at IS NULL",
 }
 
 
