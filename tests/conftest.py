@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import settings
 from psycopg import sql
 
 from esr.db.migrate import upgrade
@@ -16,6 +17,11 @@ from esr.runtime.broker import EmbeddedBroker
 from esr.runtime.database import embedded_database_url
 
 TEST_DATA = Path(__file__).parent / "data"
+
+# The suite runs in parallel (pytest-xdist) next to brokers and workers on 2 cores: a wall-clock deadline per
+# example would measure the machine's load, not the code (speed is measured in bench/).
+settings.register_profile("esr", deadline=None)
+settings.load_profile("esr")
 
 
 @pytest.fixture(scope="session")
