@@ -216,9 +216,17 @@ def watch(settings: Settings, directory: Path, settle: float, interval: float, o
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    letters = _dead_letters(settings)
+
+    def export_dead_letters() -> None:
+        try:
+            metrics.dead_letters_open(letters.open_counts())
+        except Exception as exc:  # a metric must never stop the inbox
+            log.warning("dead-letter counts not exported: %s", exc)
+
     with _file_ingest(settings, dry_run=False, force=False, strict_count=True) as job:
         watcher = InboxWatcher(directory, job, settle=0.0 if once else settle, poll_interval=interval,
-                               on_report=_report)
+                               on_report=_report, every_minute=export_dead_letters)
         if once:
             reports = watcher.poll_once()
             if watcher.failing or not all(report.ok for report in reports):

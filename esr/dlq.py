@@ -124,6 +124,10 @@ class DeadLetters:
         except TopicReadError as exc:
             raise DeadLetterError(str(exc)) from None
 
+    def open_counts(self) -> dict[str, int]:
+        """Per stage: the dead letters neither replayed nor discarded (metric `esr_dlq_messages`)."""
+        return {stage: sum(1 for letter in self.read(stage) if letter.resolution is None) for stage in STAGES}
+
     def get(self, stage: str, partition: int, offset: int) -> DeadLetter:
         for letter in self.read(stage):
             if (letter.partition, letter.offset) == (partition, offset):

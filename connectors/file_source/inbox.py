@@ -128,6 +128,8 @@ class InboxWatcher:
     poll_interval: float = 2.0
     clock: Callable[[], float] = time.monotonic
     on_report: Callable[[FileReport], None] | None = None
+    #: called once a minute with the overdue check (the CLI exports dead-letter counts with it)
+    every_minute: Callable[[], None] | None = None
     _observations: dict[str, Observation] = field(default_factory=dict)
     _retries: dict[str, _Retry] = field(default_factory=dict)
     _held: set[str] = field(default_factory=set)
@@ -214,7 +216,9 @@ class InboxWatcher:
         for trust in self.job.ledger.trusts():
             if not trust.active:
                 continue
-            extract_date = last.get(trust.vpd, (None, None))[0]
+            extract_date, published_at = last.get(trust.vpd, (None, None))
+            if published_at is not None:  # also right after a restart, before this process published anything
+                metrics.LAST_IMPORT.labels(trust.vpd).set(published_at.timestamp())
             message = overdue_message(trust.vpd, trust.import_frequency, extract_date, today)
             metrics.IMPORT_OVERDUE.labels(trust.vpd).set(1 if message else 0)
             if message is None:
@@ -233,5 +237,7 @@ class InboxWatcher:
             now = self.clock()
             if self._overdue_checked is None or now - self._overdue_checked >= 60:
                 self.check_overdue(dt.date.today())
+                if self.every_minute is not None:
+                    self.every_minute()
                 self._overdue_checked = now
             stop.wait(self.poll_interval)

@@ -55,6 +55,12 @@ def sink_committed(rows: Mapping[str, int], event_times: Iterable[dt.datetime], 
     SINK_DATABASE_UP.set(1)
 
 
+def dead_letters_open(counts: Mapping[str, int]) -> None:
+    """Record how many dead letters each stage still has open (neither replayed nor discarded)."""
+    for stage, count in counts.items():
+        DLQ_SIZE.labels(stage).set(count)
+
+
 def serve(port: int | None, addr: str = "127.0.0.1") -> None:
     """Start the /metrics endpoint in a background thread (no-op when port is None)."""
     if port is None:

@@ -10,10 +10,12 @@ from click.testing import CliRunner, Result
 
 from esr.cli import main
 from esr.codec import Decoder, Encoder, Provenance, record_event
+from esr.dlq import STAGES, DeadLetters
 from esr.format.lines import Record
 from esr.format.reader import EsrFile
 from esr.kafka.producer import Publisher
 from esr.kafka.topics import DLQ_PROCESS, RECORDS, ensure_topics
+from esr.observability import metrics
 from esr.parking import PARKED_BEHIND, RELEASE, RELEASE_DISCARDED, RELEASE_END
 from esr.runtime.broker import EmbeddedBroker
 from tests.esr_files import SAMPLE
@@ -77,6 +79,10 @@ def test_dead_letters_are_listed_shown_replayed_and_discarded(
     assert listed.exit_code == 0, listed.output
     assert "0:0  from esr.records[1]@105  key 999:600001  domain error for key 999:600001" in listed.output
     assert "2 dead letter(s) in process still open" in listed.output
+    letters = DeadLetters({"bootstrap.servers": broker.bootstrap_servers}, database_url)
+    metrics.dead_letters_open(letters.open_counts())
+    assert {stage: metrics.DLQ_SIZE.labels(stage)._value.get() for stage in STAGES} == {
+        "ingest": 0, "process": 2, "sink": 0}
 
     shown = esr("show", "0:1")
     assert shown.exit_code == 0, shown.output
@@ -95,6 +101,7 @@ def test_dead_letters_are_listed_shown_replayed_and_discarded(
     discarded = esr("discard", "0:1", "--reason", "person left before go-live")
     assert discarded.exit_code == 0, discarded.output
     assert "0 dead letter(s) in process still open" in esr("list").output
+    assert letters.open_counts()["process"] == 0
     everything = esr("list", "--all").output
     assert "[replayed]" in everything
     assert "[discarded]" in everything

@@ -123,8 +123,11 @@ def test_a_trust_whose_daily_file_is_late_raises_an_alert(
         for vpd in ("999", "431"):
             write_esr_file(inbox, sample_body()[:3], vpd=vpd, date=dt.date(2026, 3, 2))
         assert {r.status for r in watcher.poll_once()} == {"published"}
+        published_at = ledger.last_published()["431"][1].timestamp()
+        metrics.LAST_IMPORT.labels("431").set(0)  # as in a watcher restarted since: read back from the ledger
 
         assert watcher.check_overdue(dt.date(2026, 3, 4)) == []
+        assert metrics.LAST_IMPORT.labels("431")._value.get() == published_at
         alerts = watcher.check_overdue(dt.date(2026, 3, 5))
         assert len(alerts) == 1
         assert alerts[0].startswith("trust 999 (daily): no file since the extract of 2026-03-02")
