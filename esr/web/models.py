@@ -262,8 +262,108 @@ class MileageCategory(_Model):
     description: str | None = None
 
 
+class NhsOptions(_Model):
+    employee_activation: str = Field(description="none, manual or automatic (on the hire date)")
+    employee_archiving: str = Field(description="none, manual or automatic (termination + grace days)")
+    archive_grace_days: int
+    username_format: str
+    home_address_format: str
+    only_primary_address: bool
+    vehicle_automatic_activation: bool
+    display_with_assignment: str = Field(description="none, paypoint, job_name or position_name")
+    full_file_absence: str = Field(description="report or delete")
+
+
 class TrustDetail(Trust):
+    inbox_path: str | None = None
+    nhs_options: NhsOptions
     mileage_categories: list[MileageCategory]
+
+
+class _Input(BaseModel):
+    model_config = {"extra": "forbid"}
+
+
+class TrustCreate(_Input):
+    """Checked as a whole by the profile model (esr.profiles): every problem is listed, with its field."""
+
+    vpd: str = Field(max_length=3, description="3 letters or digits, unique regardless of case")
+    name: str = Field(max_length=200)
+    interface_version: int = 2
+    import_frequency: str = Field("daily", max_length=10, description="daily or weekly")
+    inbox_path: str | None = Field(None, max_length=1000)
+    active: bool = True
+    nhs_options: dict[str, Any] = Field(default_factory=dict, description="Options left out keep their defaults.")
+
+
+class TrustPatch(_Input):
+    """Only the fields sent change; `nhs_options` are merged into the current ones, then the whole profile is
+    checked. `inbox_path: null` removes the inbox."""
+
+    name: str | None = Field(None, max_length=200)
+    import_frequency: str | None = Field(None, max_length=10, description="daily or weekly")
+    inbox_path: str | None = Field(None, max_length=1000)
+    active: bool | None = Field(None, description="false archives the trust: its files are then rejected")
+    nhs_options: dict[str, Any] | None = None
+
+
+class MappingVersionSummary(_Model):
+    vpd: str
+    version: int = Field(description="0 is the default template, which a trust that saved none maps with.")
+    author: str
+    created_at: dt.datetime
+    note: str
+    rules: int
+    udfs: int
+
+
+class MappingVersion(_Model):
+    vpd: str
+    version: int = Field(description="0 is the default template, which a trust that saved none maps with.")
+    author: str
+    created_at: dt.datetime
+    note: str
+    template: dict[str, Any] = Field(description="The template JSON, as PUT /api/trusts/{vpd}/mapping takes it.")
+
+
+class MappingSave(_Input):
+    template: dict[str, Any] = Field(description="Template JSON: format_version, name, udfs, rules.")
+    note: str = Field("", max_length=2000, description="Why the template changed (kept with the version).")
+
+
+class CatalogueSource(_Model):
+    key: str = Field(description="What a rule names as a source: <scope>.<field>.")
+    scope: str
+    record_type: str
+    field: str
+    kind: str
+
+
+class CatalogueTarget(_Model):
+    name: str
+    kind: str
+    description: str
+
+
+class MappingCatalogue(_Model):
+    sources: list[CatalogueSource]
+    standard_fields: list[CatalogueTarget] = Field(description="Targets with a column each in esr.employee.")
+    udf_prefix: str = Field(description="Targets udf.<name> are user-defined fields the template declares.")
+    transforms: list[str]
+
+
+class MileageCategoryIn(_Input):
+    code: str = Field(max_length=200, description="The user rates table ESR sends (compared case-insensitively).")
+    engine_from: int
+    engine_to: int | None = Field(None, description="null: no upper limit")
+    rate_per_mile: Decimal
+    description: str = Field("", max_length=1000)
+
+
+class MileageTable(_Input):
+    """Replaces the trust's whole table; checked like `esr mileage import` (bands must not overlap)."""
+
+    categories: list[MileageCategoryIn] = Field(max_length=1000)
 
 
 class GrantOut(_Model):

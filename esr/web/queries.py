@@ -2,17 +2,28 @@
 
 Every query is static SQL with parameters; filters are assembled from fixed fragments with psycopg.sql.
 Trust scoping is applied here: each function takes the VPDs the caller may see (None = every trust).
+At the end: the Tailoring writes of mapping templates and mileage tables, through their domain stores.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+import psycopg
 from psycopg import sql
+from psycopg.rows import dict_row, tuple_row
+from psycopg.types.json import Jsonb
 
+from esr.mapping import store as mapping_store
+from esr.mapping.template import MappingTemplate
+from esr.mapping.versions import TemplateVersion
+from esr.mileage.model import MileageCategory
+from esr.mileage.store import replace_categories
 from esr.web.db import Database, Row
 from esr.web.pagination import Page, decode_cursor, page_of
 from esr.web.security import normalise_ni
@@ -380,7 +391,7 @@ def trust(db: Database, vpd: str) -> Row | None:
     return db.one(
         """
         SELECT t.vpd, t.name, t.interface_version, t.import_frequency, t.last_sequence, t.active, t.created_at,
-               t.updated_at
+               t.updated_at, t.inbox_path, t.nhs_options
         FROM esr.trust t WHERE t.vpd = %s
         """,
         (vpd,),
@@ -400,3 +411,63 @@ def mileage_categories(db: Database, vpd: str) -> list[Row]:
 def trust_vpds(db: Database, vpds: list[str] | None) -> list[str]:
     """The registered trusts within a scope, for trust pickers."""
     return [r["vpd"] for r in trusts(db, vpds)]
+
+
+# -- tailoring writes: mapping templates and mileage tables through their domain stores -------------------
+
+
+@contextmanager
+def _store_connection(db: Database) -> Iterator[psycopg.Connection[Any]]:
+    """A pooled connection as the domain stores expect it (rows as tuples), back to dict rows for the pool."""
+    with db.connection() as pooled:
+        conn = cast("psycopg.Connection[Any]", pooled)
+        conn.row_factory = tuple_row
+        try:
+            yield conn
+        finally:
+            conn.row_factory = dict_row
+
+
+def _audit(conn: psycopg.Connection[Any], actor_id: int, action: str, detail: dict[str, Any]) -> None:
+    conn.execute(
+        "INSERT INTO esr.web_audit (actor_id, action, detail) VALUES (%s, %s, %s)", (actor_id, action, Jsonb(detail))
+    )
+
+
+def audit_trust_change(db: Database, actor_id: int, action: str, detail: dict[str, Any]) -> None:
+    with _store_connection(db) as conn:
+        _audit(conn, actor_id, action, detail)
+
+
+def mapping_current(db: Database, vpd: str) -> TemplateVersion:
+    with _store_connection(db) as conn:
+        return mapping_store.current_version(conn, vpd)
+
+
+def mapping_history(db: Database, vpd: str) -> list[TemplateVersion]:
+    with _store_connection(db) as conn:
+        return mapping_store.history(conn, vpd)
+
+
+def mapping_version(db: Database, vpd: str, number: int) -> TemplateVersion | None:
+    with _store_connection(db) as conn:
+        return mapping_store.load_version(conn, vpd, number)
+
+
+def save_mapping(
+    db: Database, vpd: str, template: MappingTemplate, author: str, note: str, actor_id: int
+) -> tuple[TemplateVersion, bool]:
+    """`esr.mapping.store.save_template`, audited when it makes a new version (same transaction)."""
+    with _store_connection(db) as conn, conn.transaction():
+        version, created = mapping_store.save_template(conn, vpd, template, author, note)
+        if created:
+            _audit(conn, actor_id, "mapping.save", {"vpd": vpd, "version": version.version})
+    return version, created
+
+
+def replace_mileage(db: Database, vpd: str, categories: Sequence[MileageCategory], actor_id: int) -> int:
+    """Replace the trust's mileage table (validated by the store), audited in the same transaction."""
+    with _store_connection(db) as conn, conn.transaction():
+        count = replace_categories(conn, vpd, categories)
+        _audit(conn, actor_id, "mileage.replace", {"vpd": vpd, "categories": count})
+    return count

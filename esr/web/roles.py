@@ -9,11 +9,15 @@ needs is a Permission; `Principal.scope(permission)` is the set of trusts in whi
 | PERSONAL_IDENTIFIERS      |            |           |    x    |        |
 | IMPORTS_READ              |            |           |    x    |        |
 | TAILORING_READ            |            |     x     |         |        |
+| TAILORING_WRITE           |            |     x     |         |        |
 | USERS_MANAGE              |     x      |           |         |        |
 
 PERSONAL_IDENTIFIERS unmasks national insurance numbers and dates of birth, and allows searching by NI
 number. Imports/Exports holds it because that role already sees the raw ESR lines of quarantined records,
 which carry both; a Viewer sees employee records with both masked. User Management sees no employee data.
+TAILORING_WRITE creates and changes trust profiles, mapping templates and mileage tables (DESIGN.md §6); held
+in a trust, it changes that trust only. Registering a trust needs it in the new VPD: in practice, a Tailoring
+grant for every trust.
 """
 
 from __future__ import annotations
@@ -46,12 +50,13 @@ class Permission(enum.Enum):
     PERSONAL_IDENTIFIERS = "employees.personal_identifiers"
     IMPORTS_READ = "imports.read"
     TAILORING_READ = "tailoring.read"
+    TAILORING_WRITE = "tailoring.write"
     USERS_MANAGE = "users.manage"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.USER_ADMIN: frozenset({Permission.USERS_MANAGE}),
-    Role.TAILORING: frozenset({Permission.TAILORING_READ}),
+    Role.TAILORING: frozenset({Permission.TAILORING_READ, Permission.TAILORING_WRITE}),
     Role.IMPORTS: frozenset({Permission.IMPORTS_READ, Permission.EMPLOYEES_READ, Permission.PERSONAL_IDENTIFIERS}),
     Role.VIEWER: frozenset({Permission.EMPLOYEES_READ}),
 }

@@ -30,7 +30,8 @@ def test_openapi_document_lists_every_endpoint(client: TestClient) -> None:
         "/api/employees/{vpd}/{person_id}/history", "/api/imports", "/api/imports/{sha256}",
         "/api/imports/{sha256}/lines", "/api/trusts", "/api/trusts/{vpd}", "/api/users", "/api/users/{user_id}",
         "/api/users/{user_id}/grants", "/api/users/{user_id}/grants/{grant_id}", "/api/tokens",
-        "/api/tokens/{token_id}",
+        "/api/tokens/{token_id}", "/api/trusts/{vpd}/mapping", "/api/trusts/{vpd}/mapping/versions",
+        "/api/trusts/{vpd}/mapping/versions/{number}", "/api/trusts/{vpd}/mileage", "/api/mapping/catalogue",
     } == paths
     assert not any(p.startswith("/employees") or p == "/login" for p in paths)  # pages are not API
     assert client.get("/docs").status_code == 404  # no third-party script UI
