@@ -3,7 +3,7 @@
 Layout of an inbox:
 
     DIR/                  files arrive here (by SFTP, a copy, ...)
-    DIR/archive/          published files (and duplicates of published files)
+    DIR/archive/          published files (and duplicates of published files, the reason beside them)
     DIR/rejected/         rejected files, each with `<name>.reason.txt` beside it
 
 A file is picked up once its size and modification time have not changed for `settle` seconds (a
@@ -187,7 +187,7 @@ class InboxWatcher:
             self.on_report(report)
         if report.status in ("published", "duplicate"):
             self._held.discard(path.name)
-            self._move(path, ARCHIVE)
+            self._move(path, ARCHIVE, reason=f"DUPLICATE: {report.message}\n" if report.status == "duplicate" else None)
         elif report.rejection_code is RejectionCode.WRONG_SEQUENCE:
             if path.name not in self._held:
                 log.warning("%s held in the inbox: %s", path.name, report.message)

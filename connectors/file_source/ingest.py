@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from connectors.file_source.ledger import PUBLISHED_STATUSES, FileFacts, Ledger, LineError, OwnerIndex
+from connectors.file_source.ledger import PUBLISHED_STATUSES, FileFacts, ImportFile, Ledger, LineError, OwnerIndex
 from esr.codec import Encoder, Provenance, Registry, control_event
 from esr.codec.events import RecordEventWriter
 from esr.format.header import FileRejected, RejectionCode
@@ -97,6 +97,15 @@ def _facts(path: Path, scan: FileScan | None) -> FileFacts:
     )
 
 
+def _duplicate(report: FileReport, previous: ImportFile) -> FileReport:
+    report.status = "duplicate"
+    report.message = (
+        f"already ingested as {previous.file_name} on {previous.received_at:%Y-%m-%d %H:%M} "
+        f"({previous.status}, {previous.record_count} records); nothing done"
+    )
+    return report
+
+
 def _raw_text(raw: str | None) -> str | None:
     if raw is None:
         return None
@@ -161,6 +170,15 @@ class FileIngest:
                 scan = esr_file.open()
             except FileRejected as rejection:
                 scan_or_none = esr_file._scan
+                if scan_or_none is not None:
+                    # the content of a published file under another name (the header names the original):
+                    # a duplicate, not a rejection, which would overwrite the published file's ledger row
+                    previous = self.ledger.import_file(scan_or_none.sha256)
+                    if previous is not None and previous.status in PUBLISHED_STATUSES:
+                        return _duplicate(FileReport(
+                            path=path, status="valid", file_name=path.name, sha256=scan_or_none.sha256,
+                            vpd=previous.vpd, sequence=previous.sequence, line_count=scan_or_none.line_count,
+                        ), previous)
                 return self._rejected(path, scan_or_none, rejection)
             report = FileReport(
                 path=path,
@@ -175,12 +193,7 @@ class FileIngest:
             )
             previous = self.ledger.import_file(scan.sha256)
             if previous is not None and previous.status in PUBLISHED_STATUSES:
-                report.status = "duplicate"
-                report.message = (
-                    f"already ingested as {previous.file_name} on {previous.received_at:%Y-%m-%d %H:%M} "
-                    f"({previous.status}, {previous.record_count} records); nothing done"
-                )
-                return report
+                return _duplicate(report, previous)
             with self.ledger.trust_lock(report.vpd or ""):
                 try:
                     self._check_trust_and_sequence(esr_file)
