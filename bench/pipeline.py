@@ -2,9 +2,9 @@
 
     python -m bench.pipeline [--employees 50000] [--seed 1]
 
-  (a) pipeline   the `esr run` pipeline (esr.pipeline.Pipeline: embedded Tansu, the stream worker in a child
-                 process, the sink in a thread) on a freshly migrated database: ingest the full file, then wait
-                 until the worker and the sink have caught up.
+  (a) pipeline   the `esr run` pipeline (esr.pipeline.Pipeline: embedded Tansu, the stream worker and the
+                 mapping stage in child processes, the sinks in threads) on a freshly migrated database: ingest
+                 the full file, then wait until the worker, the mapping stage and the sinks have caught up.
   (b) latency    the next day's change file: seconds from `ingest` returning to the database holding every
                  change of it.
   (c) baseline   the same full file parsed (esr.format) and its records mapped by the sink's own pure code to

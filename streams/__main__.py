@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 import click
 
@@ -29,7 +30,9 @@ def worker(worker_id: str | None, loglevel: str) -> None:
 
 @main.command()
 @click.option("--loglevel", default="info", show_default=True)
-def mapping(loglevel: str) -> None:
+@click.option("--status-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Keep the stage's positions in this file (what `esr run` reads to know it has caught up).")
+def mapping(loglevel: str, status_file: Path | None) -> None:
     """Run the mapping stage (one for the cluster) until SIGTERM / Ctrl-C: esr.employees and the reference
     replicas -> each trust's template -> esr.mapped-changes (streams.mapping_stage)."""
     import logging
@@ -51,7 +54,7 @@ def mapping(loglevel: str) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    MappingStage(client_config(settings, settings.bootstrap_servers)).run(stop)
+    MappingStage(client_config(settings, settings.bootstrap_servers), status_path=status_file).run(stop)
 
 
 if __name__ == "__main__":

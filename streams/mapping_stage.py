@@ -1,6 +1,6 @@
 """The mapping stage's process: Kafka in and out around `streams.mapping.MappingDirectory`.
 
-One stage for the whole cluster (`python -m streams mapping`, or a thread of `esr run`): it is not a
+One stage for the whole cluster (`python -m streams mapping`, or `esr run`'s child `MappingProcess`): it is not a
 member of the worker's consumer group, it *assigns* itself every partition of
 
 - `esr.employees` (compacted: each employee's full state, the worker's output),
@@ -25,10 +25,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
@@ -166,17 +171,44 @@ def load_directory(config: Mapping[str, Any], domain: DomainPort | None = None, 
     return directory
 
 
+def positions_caught_up(config: Mapping[str, Any], positions: Mapping[str, Mapping[int, int]]) -> bool:
+    """Every state topic has been read to its real end from `positions` (topic -> partition -> next offset)."""
+    return all(end_offsets(config, topic, dict(positions.get(topic, {}))) == positions.get(topic, {})
+               for topic in STATE_TOPICS)
+
+
+def write_status(path: Path, bootstrapped: bool, positions: Mapping[str, Mapping[int, int]]) -> None:
+    """The stage's progress as JSON, replaced atomically: what `MappingProcess.caught_up` reads."""
+    status = {"bootstrapped": bootstrapped,
+              "positions": {topic: {str(p): o for p, o in offsets.items()} for topic, offsets in positions.items()}}
+    partial = path.with_name(path.name + ".tmp")
+    partial.write_text(json.dumps(status))
+    os.replace(partial, path)
+
+
+def read_status(path: Path) -> tuple[bool, dict[str, dict[int, int]]] | None:
+    """(bootstrapped, positions) from a status file; None when there is none yet."""
+    try:
+        status = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    positions = {topic: {int(p): int(o) for p, o in offsets.items()} for topic, offsets in status["positions"].items()}
+    return bool(status["bootstrapped"]), positions
+
+
 class MappingStage:
-    """The stage's consume-map-produce loop (module doc). `run` until `stop` is set."""
+    """The stage's consume-map-produce loop (module doc). `run` until `stop` is set. With `status_path`, each
+    step that moves the positions also writes them there (`write_status`) for a parent process to read."""
 
     def __init__(self, config: Mapping[str, Any], *, domain: DomainPort | None = None, poll_batch: int = 2000,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, status_path: Path | None = None) -> None:
         self.config = dict(config)
         self.directory = new_directory()
         self.reader = StageReader(self.directory, domain or load_domain())
         self.encoder = Encoder(MAPPED_SUBJECT)
         self.poll_batch = poll_batch
         self.clock = clock
+        self.status_path = status_path
         self.bootstrapped = False
         self.published = 0
         #: next offset per (topic, partition) whose inputs are mapped and whose outputs are delivered
@@ -258,7 +290,8 @@ class MappingStage:
             partition, offset = _coordinates(message)
             moved[(str(message.topic()), partition)] = offset + 1
         published = 0
-        if not self.bootstrapped and not self._pending_eof:
+        bootstrapping = not self.bootstrapped and not self._pending_eof
+        if bootstrapping:
             self.bootstrapped = True
             published = self._publish(self.directory.drain(self._now_ms(), op="r"))
             log.info("mapping stage bootstrapped: %d employees, %d reference rows, %d mapped changes",
@@ -268,6 +301,8 @@ class MappingStage:
         with self._lock:
             for (topic, partition), offset in moved.items():
                 self.positions.setdefault(topic, {})[partition] = offset
+            if self.status_path is not None and (moved or bootstrapping):
+                write_status(self.status_path, self.bootstrapped, self.positions)
         return published
 
     def _now_ms(self) -> int:
@@ -305,4 +340,55 @@ class MappingStage:
             return False
         with self._lock:
             positions = {topic: dict(self.positions.get(topic, {})) for topic in STATE_TOPICS}
-        return all(end_offsets(self.config, topic, start) == start for topic, start in positions.items())
+        return positions_caught_up(self.config, positions)
+
+
+class MappingProcess:
+    """The stage in a child process (`python -m streams mapping --status-file`), as `esr run` runs it: its own
+    interpreter, so that its mapping does not compete for the GIL with the sinks. Stopped with SIGTERM (the
+    stage finishes its step and flushes), SIGKILL after a timeout; its log goes to `<data_dir>/mapping.log`.
+    Like the worker it takes its configuration from the environment (ESR_KAFKA_*, ESR_STREAMS_DOMAIN)."""
+
+    def __init__(self, bootstrap_servers: str, *, data_dir: Path, loglevel: str = "info") -> None:
+        self.data_dir = data_dir
+        self.log_path = data_dir / "mapping.log"
+        self.status_path = data_dir / "mapping-status.json"
+        self.loglevel = loglevel
+        self.env = {**os.environ, "ESR_BOOTSTRAP_SERVERS": bootstrap_servers, "PYTHONUNBUFFERED": "1"}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> MappingProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.status_path.unlink(missing_ok=True)  # a previous run's positions say nothing about this one
+        with open(self.log_path, "ab") as log_file:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "streams", "mapping", "--loglevel", self.loglevel,
+                 "--status-file", str(self.status_path)],
+                stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env,
+                cwd=Path(__file__).resolve().parent.parent,
+            )
+        return self
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def caught_up(self, config: Mapping[str, Any]) -> bool:
+        """What `MappingStage.caught_up` says inside the child, from the positions it last wrote."""
+        status = read_status(self.status_path)
+        return status is not None and status[0] and positions_caught_up(config, status[1])
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode

@@ -13,7 +13,7 @@ import pytest
 from connectors.file_source.ledger import Ledger
 from esr.config import Settings
 from esr.generate import generate_files
-from esr.pipeline import Pipeline
+from esr.pipeline import Pipeline, PipelineError
 
 pytestmark = pytest.mark.integration
 
@@ -98,3 +98,19 @@ def test_a_rerun_with_nothing_new_changes_nothing(database_url: str, tmp_path: P
         assert [r.status for r in reports] == ["duplicate", "duplicate"]
         pipeline.wait_until_caught_up(timeout=120)
     assert read_model(database_url) == before
+
+
+@pytest.mark.timeout(300)
+def test_a_mapping_stage_that_dies_stops_the_wait_with_its_log(database_url: str, tmp_path: Path) -> None:
+    [full] = generate_files("999", 20, 0, 3, tmp_path / "files")
+    register(database_url)
+    with Pipeline.open(Settings(data_dir=tmp_path / "var", partitions=2), database_url,
+                       echo=lambda _: None) as pipeline:
+        mapping = pipeline.mapping
+        assert mapping is not None
+        assert mapping.process is not None
+        mapping.process.kill()
+        mapping.process.wait()
+        assert [r.status for r in pipeline.ingest([full])] == ["published"]
+        with pytest.raises(PipelineError, match="the mapping stage exited; its log:"):
+            pipeline.wait_until_caught_up(timeout=120)

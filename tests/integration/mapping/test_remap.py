@@ -25,7 +25,7 @@ from esr.mapping.transforms import Upper
 from esr.profiles import NhsOptions, TrustProfile
 from esr.runtime.broker import EmbeddedBroker
 from streams.mapping_remap import remap_trust
-from streams.mapping_stage import MappingStage, MappingStageError, publish_templates
+from streams.mapping_stage import MappingProcess, MappingStage, MappingStageError, publish_templates, read_status
 from streams.topics import ensure_stream_topics
 from tests.integration.mapping.test_employee_sink import mapped
 from tests.kafka_helpers import consume_all
@@ -121,6 +121,36 @@ def test_the_stage_maps_after_reading_everything_and_follows_later_changes(world
 def test_the_stage_refuses_to_start_without_its_topics(broker: EmbeddedBroker) -> None:
     with pytest.raises(MappingStageError, match="templates"):
         MappingStage({"bootstrap.servers": broker.bootstrap_servers}).start()
+
+
+def test_the_stage_in_a_child_process_is_seen_catching_up_from_outside(world: dict[str, str], tmp_path: Path) -> None:
+    config = {"bootstrap.servers": world["bootstrap"]}
+    publish_templates(config, [])
+    stage = MappingProcess(world["bootstrap"], data_dir=tmp_path / "mapping").start()
+    try:
+        wait(lambda: stage.caught_up(config), 60)
+        assert {m.key() for m in consume_all(world["bootstrap"], MAPPED_CHANGES)} == {
+            f"{VPD}:{p}".encode() for p in ("1", "2", "3", "4")}
+        publish_states(world["bootstrap"], {"2": snapshot("2", employee_number="M2")})
+        wait(lambda: stage.caught_up(config), 60)
+        status = read_status(stage.status_path)
+        assert status is not None
+        assert sum(status[1][EMPLOYEES].values()) == 5, "caught up means the fifth state is mapped"
+        assert len(consume_all(world["bootstrap"], MAPPED_CHANGES)) == 6  # 2 itself and its subordinate 1
+    finally:
+        returncode = stage.stop()
+    assert returncode == 0, stage.log_tail()  # SIGTERM: a clean stop
+    assert "mapping stage bootstrapped" in stage.log_tail()
+
+
+def test_a_child_stage_that_cannot_start_exits_with_the_reason_in_its_log(broker: EmbeddedBroker,
+                                                                          tmp_path: Path) -> None:
+    config = {"bootstrap.servers": broker.bootstrap_servers}
+    stage = MappingProcess(broker.bootstrap_servers, data_dir=tmp_path / "mapping").start()
+    wait(lambda: not stage.alive(), 60)
+    assert stage.stop() != 0
+    assert "cannot read the templates" in stage.log_tail()
+    assert not stage.caught_up(config)
 
 
 def wait(condition: Callable[[], bool], timeout: float = 30) -> None:
