@@ -407,8 +407,10 @@ def trust_set(settings: Settings, vpd: str, name: str | None, frequency: str | N
 @click.option("--limit", type=int, default=20, show_default=True)
 @click.pass_obj
 def imports(settings: Settings, vpd: str | None, limit: int) -> None:
-    """The import ledger: latest files first, with their quarantined lines."""
+    """The import ledger: latest files first, with their quarantined lines and the vehicles that match no
+    mileage category of the trust."""
     from connectors.file_source.ledger import Ledger
+    from esr.mileage.store import unmatched_vehicles_of_file
 
     with Ledger(_database_url(settings)) as ledger:
         for f in ledger.import_files(vpd, limit):
@@ -421,6 +423,11 @@ def imports(settings: Settings, vpd: str | None, limit: int) -> None:
                 click.echo(f"    {f.message}")
             for e in ledger.line_errors(f.sha256)[:20]:
                 click.echo(f"    line {e.line_no} [{e.severity}] {e.record_code or ''} {e.reason}")
+            unmatched = unmatched_vehicles_of_file(ledger.conn, f.sha256)
+            for vehicle in unmatched[:20]:
+                click.echo(f"    {vehicle.describe()}")
+            if len(unmatched) > 20:
+                click.echo(f"    ... {len(unmatched) - 20} more vehicle(s) without a mileage rate")
 
 
 @main.group()

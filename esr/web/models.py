@@ -219,6 +219,14 @@ class ImportFilePage(_Model):
     next_cursor: str | None = None
 
 
+class UnmatchedVehicle(_Model):
+    line_no: int
+    vehicle_allocation_id: str
+    person_id: str | None = None
+    user_rates_table: str | None = None
+    engine_cc: Decimal | None = None
+
+
 class ImportFileDetail(ImportFile):
     run_date: dt.datetime | None = None
     unknown_count: int | None = None
@@ -226,6 +234,8 @@ class ImportFileDetail(ImportFile):
     size_bytes: int | None = None
     forced: bool | None = None
     attempts: int | None = None
+    #: the file's vehicles that match no mileage category of the trust (NHS mileage, issue 5)
+    unmatched_vehicles: list[UnmatchedVehicle] = []
 
 
 class LineError(_Model):

@@ -23,7 +23,7 @@ from esr.mapping import store as mapping_store
 from esr.mapping.template import MappingTemplate
 from esr.mapping.versions import TemplateVersion
 from esr.mileage.model import MileageCategory
-from esr.mileage.store import replace_categories
+from esr.mileage.store import UnmatchedVehicle, replace_categories, unmatched_vehicles_of_file
 from esr.web.db import Database, Row
 from esr.web.pagination import Page, decode_cursor, page_of
 from esr.web.security import normalise_ni
@@ -356,6 +356,12 @@ def import_file(db: Database, sha256: str) -> Row | None:
         """,
         (sha256,),
     )
+
+
+def unmatched_vehicles(db: Database, sha256: str) -> list[UnmatchedVehicle]:
+    """The file's vehicles that match no mileage category of the trust (the import log reports them)."""
+    with db.connection() as conn:
+        return unmatched_vehicles_of_file(conn, sha256)
 
 
 def line_errors(db: Database, sha256: str, limit: int, after: str | None) -> Page[Row]:

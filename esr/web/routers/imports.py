@@ -4,6 +4,7 @@ files of unknown trusts are visible to holders of the role for every trust only.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
@@ -78,7 +79,8 @@ def imports_page(
 def import_page(request: Request, principal: Reader, db: DB, sha256: Sha, after: After = None) -> Response:
     row = _file(db, principal, sha256)
     lines = queries.line_errors(db, sha256, LINES_PAGE, after)
-    return render(request, "imports/file.html", principal, "imports", file=row, lines=lines, after=after)
+    return render(request, "imports/file.html", principal, "imports", file=row, lines=lines, after=after,
+                  unmatched=queries.unmatched_vehicles(db, sha256))
 
 
 @api.get("/imports", response_model=ImportFilePage, summary="Files received, newest first")
@@ -95,8 +97,9 @@ def imports_api(
 
 
 @api.get("/imports/{sha256}", response_model=ImportFileDetail, summary="One file with its counts and outcome")
-def import_api(principal: ApiReader, db: DB, sha256: Sha) -> Row:
-    return _file(db, principal, sha256)
+def import_api(principal: ApiReader, db: DB, sha256: Sha) -> dict[str, Any]:
+    row = _file(db, principal, sha256)
+    return {**row, "unmatched_vehicles": [dataclasses.asdict(v) for v in queries.unmatched_vehicles(db, sha256)]}
 
 
 @api.get("/imports/{sha256}/lines", response_model=LineErrorPage, summary="Quarantined, warned and skipped lines")

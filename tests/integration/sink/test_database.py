@@ -14,6 +14,7 @@ from psycopg.rows import dict_row
 
 from connectors.sink.database import Fenced, OffsetUpdate, SinkDatabase, WriteResult, reset_offsets, stored_offsets
 from connectors.sink.mapping import CHANGE_EVENT_COLUMNS, TABLES, UK, Consumed, Refusal
+from esr.mileage.store import unmatched_vehicles_of_file
 from tests import sink_events as ev
 
 pytestmark = pytest.mark.integration
@@ -376,3 +377,10 @@ def test_vehicle_mileage(database_url: str, write: Writer) -> None:
         "32": ("NHS_MILEAGE_CASUAL", 2001, Decimal("0.6000"), 2500),
         "33": ("nhs_mileage_regular", 0, Decimal("0.4500"), 1200),
     }
+    # the import log's view: the vehicles of the file that no category matches, with the reason
+    [sha256] = {r["src_file_sha256"] for r in rows(database_url, "vehicle")}
+    with psycopg.connect(database_url) as conn:
+        unmatched = unmatched_vehicles_of_file(conn, sha256)
+    assert [(v.vehicle_allocation_id, v.person_id) for v in unmatched] == [("34", "2"), ("35", "2")]
+    assert "matches no mileage category (rates table 'OTHER', engine" in unmatched[0].describe()
+    assert unmatched[1].describe().endswith("no engine size)")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.integration.web.conftest import bearer, login, make_client
-from tests.integration.web.seed import sha
+from tests.integration.web.seed import insert, sha
 
 pytestmark = pytest.mark.integration
 
@@ -145,6 +147,29 @@ def test_imports_and_quarantined_lines(client: TestClient, tokens: dict[str, str
                                                                        (60, "warning")]
     assert lines[0]["raw_line"].startswith("PRA|100009|")
     assert client.get("/api/imports/" + "0" * 64, headers=bearer(tokens["imports"])).status_code == 404
+
+
+def test_an_import_reports_its_vehicles_without_a_mileage_rate(
+    fresh_client: TestClient, fresh_url: str, tokens: dict[str, str]
+) -> None:
+    """NHS mileage: a vehicle the file brought that no category of the trust matches is in the import log."""
+    with psycopg.connect(fresh_url) as conn:
+        insert(conn, "vehicle", vpd="RX1", vehicle_allocation_id="V9", person_id="100001", assignment_id="A1",
+               engine_cc=Decimal("2.4"), user_rates_table="Casual <b>", src_file_sha256=CHANGE_FILE,
+               src_line_no=77)
+        insert(conn, "vehicle", vpd="RX1", vehicle_allocation_id="V8", person_id="100001", engine_cc=Decimal(1200),
+               user_rates_table="standard rate", src_file_sha256=CHANGE_FILE, src_line_no=78)  # matched
+    detail = get(fresh_client, tokens["imports"], f"/api/imports/{CHANGE_FILE}")
+    assert detail["unmatched_vehicles"] == [{"line_no": 77, "vehicle_allocation_id": "V9", "person_id": "100001",
+                                             "user_rates_table": "Casual <b>", "engine_cc": "2.400"}]
+    login(fresh_client, "imports")
+    page = fresh_client.get(f"/imports/{CHANGE_FILE}")
+    assert page.status_code == 200, page.text
+    assert 'id="unmatched-vehicles"' in page.text
+    assert "Casual &lt;b&gt;" in page.text
+    assert "2.4 litres" in page.text
+    assert get(fresh_client, tokens["imports"], f"/api/imports/{sha('GO_RX1_EXP_GOF_20260105_00000001.DAT')}")[
+        "unmatched_vehicles"] == []
 
 
 def test_trusts(client: TestClient, tokens: dict[str, str]) -> None:
