@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -45,6 +44,7 @@ from esr.mapping.serde import version_from_json, version_to_json
 from esr.mapping.store import default_version
 from esr.mapping.versions import TemplateVersion
 from esr.profiles import profile_from_json
+from esr.runtime.children import stop_child
 from streams.mapping import REFERENCE_TYPES, MappingDirectory, Source
 from streams.port import DomainPort, load_domain
 from streams.topics import REFERENCES_CHANGELOG
@@ -382,13 +382,4 @@ class MappingProcess:
         return status is not None and status[0] and positions_caught_up(config, status[1])
 
     def stop(self, timeout: float = 30.0) -> int | None:
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_child(self.process, timeout)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from typing import Any
 
 from esr.config import Settings
 from esr.kafka.config import client_config
+from esr.runtime.children import stop_child
 from streams.topics import ensure_stream_topics
 
 READY_LINE = "Worker ready"
@@ -160,16 +160,7 @@ class WorkerProcess:
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM (Faust stops cleanly and commits), SIGKILL if it has not exited after `timeout`."""
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_child(self.process, timeout)
 
     def kill(self) -> None:
         """SIGKILL: no commit, no flush; what a crash looks like."""
