@@ -38,7 +38,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from esr.codec import Encoder
-from esr.kafka.reading import TopicReadError, end_offsets, read_to_end
+from esr.kafka.reading import TopicReadError, coordinates, end_offsets, read_to_end
 from esr.kafka.topics import EMPLOYEES, MAPPED_CHANGES, MAPPING_TEMPLATES, TRUST_PROFILES
 from esr.mapping.serde import version_from_json, version_to_json
 from esr.mapping.store import default_version
@@ -95,11 +95,6 @@ def reference_key(key: bytes) -> tuple[str, str, str] | None:
 def employee_key(key: bytes) -> tuple[str, str] | None:
     vpd, sep, person_id = key.decode(errors="replace").partition(":")
     return (vpd, person_id) if sep and person_id else None
-
-
-def _coordinates(message: Message) -> tuple[int, int]:
-    partition, offset = message.partition(), message.offset()
-    return (-1 if partition is None else partition, -1 if offset is None else offset)
 
 
 class StageReader:
@@ -226,7 +221,7 @@ class MappingStage:
             try:
                 for message in read_to_end(self.config, topic):
                     self.reader.apply(message)
-                    partition, offset = _coordinates(message)
+                    partition, offset = coordinates(message)
                     start.setdefault(topic, {})[partition] = offset + 1
             except TopicReadError as exc:
                 raise MappingStageError(f"cannot read the templates and profiles: {exc}") from exc
@@ -287,7 +282,7 @@ class MappingStage:
                     continue
                 raise MappingStageError(f"consuming {message.topic()}: {error.str()}")
             self.reader.apply(message)
-            partition, offset = _coordinates(message)
+            partition, offset = coordinates(message)
             moved[(str(message.topic()), partition)] = offset + 1
         published = 0
         bootstrapping = not self.bootstrapped and not self._pending_eof

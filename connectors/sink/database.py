@@ -171,7 +171,7 @@ _INSERT_CHANGE_EVENTS = sql.SQL(
     "ON CONFLICT (event_id) DO NOTHING"
 ).format(cols=_ident(*CHANGE_EVENT_COLUMNS))
 
-_STORE_OFFSET = """
+STORE_OFFSET = """
 INSERT INTO esr.sink_offset AS o (consumer_group, topic, partition, next_offset, topic_id)
 VALUES (%(group)s, %(topic)s, %(partition)s, %(next_offset)s, %(topic_id)s)
 ON CONFLICT (consumer_group, topic, partition) DO UPDATE
@@ -287,7 +287,7 @@ class SinkDatabase:
         with conn.transaction():
             self._isolate(conn, batch_plan, result, top=True)
             for update in offsets:
-                cursor = conn.execute(_STORE_OFFSET, {
+                cursor = conn.execute(STORE_OFFSET, {
                     "group": self.group, "topic": update.topic, "partition": update.partition,
                     "next_offset": update.next_offset, "topic_id": update.topic_id, "expected": update.expected,
                 })

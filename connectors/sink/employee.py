@@ -35,7 +35,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from connectors.sink.database import (
-    _STORE_OFFSET,
+    STORE_OFFSET,
     Fenced,
     OffsetUpdate,
     StoredOffset,
@@ -44,10 +44,10 @@ from connectors.sink.database import (
     restart_offsets,
     stored_offsets,
 )
-from connectors.sink.sink import DLQ_OFFSET, DLQ_PARTITION, DLQ_REASON, DLQ_STAGE, DLQ_TOPIC, _coordinates
+from connectors.sink.sink import DLQ_OFFSET, DLQ_PARTITION, DLQ_REASON, DLQ_STAGE, DLQ_TOPIC
 from esr.codec import Decoder, UndecodableMessage
 from esr.kafka.producer import Publisher
-from esr.kafka.reading import end_offsets, topic_id
+from esr.kafka.reading import coordinates, end_offsets, topic_id
 from esr.kafka.topics import DLQ_SINK, MAPPED_CHANGES
 from esr.mapping.catalogue import STANDARD_FIELD_LIST, Kind
 
@@ -151,7 +151,7 @@ def write_rows(conn: psycopg.Connection[Any], rows: Sequence[EmployeeRow]) -> in
 
 def store_offsets(conn: psycopg.Connection[Any], group: str, updates: Sequence[OffsetUpdate]) -> None:
     for update in updates:
-        cursor = conn.execute(_STORE_OFFSET, {
+        cursor = conn.execute(STORE_OFFSET, {
             "group": group, "topic": update.topic, "partition": update.partition,
             "next_offset": update.next_offset, "topic_id": update.topic_id, "expected": update.expected,
         })
@@ -295,7 +295,7 @@ class EmployeeSink:
                 if error.code() == KafkaError._PARTITION_EOF:
                     continue
                 raise RuntimeError(f"consuming {self.topic}: {error.str()}")
-            partition, offset = _coordinates(message)
+            partition, offset = coordinates(message)
             next_offsets[partition] = offset + 1
             try:
                 event = self.decoder.decode(message.value() or b"")
@@ -308,7 +308,7 @@ class EmployeeSink:
             OffsetUpdate(self.topic, partition, offset, self._at.get(partition), self._topic_id)
             for partition, offset in sorted(next_offsets.items())
         ]
-        written = self._write(rows, updates, refused, {_coordinates(m): m for m in messages})
+        written = self._write(rows, updates, refused, {coordinates(m): m for m in messages})
         for update in updates:
             self._at[update.partition] = update.next_offset
         self.stats.messages += len(messages)

@@ -83,7 +83,7 @@ from connectors.sink.mapping import Consumed, Plan, Refusal, plan
 from connectors.sink.parking import Parked, SinkParking
 from esr.codec import UndecodableMessage
 from esr.kafka.producer import DeliveryFailed, Publisher
-from esr.kafka.reading import topic_id
+from esr.kafka.reading import coordinates, topic_id
 from esr.kafka.topics import CHANGES, DLQ_SINK
 from esr.observability import metrics
 from esr.parking import PARKED_BEHIND
@@ -326,7 +326,7 @@ class Sink:
 
     def _take(self, message: Message) -> None:
         error = message.error()
-        partition, offset = _coordinates(message)
+        partition, offset = coordinates(message)
         state = self._partitions.get(partition) if message.topic() == self.settings.topic else None
         if error is not None:
             if error.code() == KafkaError._PARTITION_EOF:
@@ -406,7 +406,7 @@ class Sink:
         decode = self._decode
         started = time.monotonic()
         for message in batch:
-            partition, offset = _coordinates(message)
+            partition, offset = coordinates(message)
             messages[(partition, offset)] = message
             last[partition] = offset
             value = message.value()
@@ -634,7 +634,7 @@ class Sink:
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._settle(wait=True)  # what is in flight commits before another sink reads the stored offsets
         revoked = {tp.partition for tp in partitions if tp.topic == self.settings.topic}
-        self._buffer = [m for m in self._buffer if _coordinates(m)[0] not in revoked]
+        self._buffer = [m for m in self._buffer if coordinates(m)[0] not in revoked]
         for partition in revoked:
             self._partitions.pop(partition, None)
             with contextlib.suppress(KeyError):  # never reported
@@ -662,10 +662,6 @@ class _InlineExecutor(Executor):
         return future
 
 
-def _coordinates(message: Message) -> tuple[int, int]:
-    """(partition, offset); -1 for what librdkafka leaves unset (a client-level error)."""
-    partition, offset = message.partition(), message.offset()
-    return (-1 if partition is None else partition, -1 if offset is None else offset)
 
 
 def new_group_id(prefix: str = DEFAULT_GROUP) -> str:

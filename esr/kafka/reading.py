@@ -84,3 +84,9 @@ def topic_id(config: Mapping[str, Any], topic: str) -> str | None:
     described = admin.describe_topics(TopicCollection([topic]), request_timeout=10)[topic].result()
     found = getattr(described, "topic_id", None)
     return str(found) if found is not None else None
+
+
+def coordinates(message: Message) -> tuple[int, int]:
+    """(partition, offset) of a consumed message; -1 for what librdkafka leaves unset (a client-level error)."""
+    partition, offset = message.partition(), message.offset()
+    return (-1 if partition is None else partition, -1 if offset is None else offset)
