@@ -410,7 +410,7 @@ def imports(settings: Settings, vpd: str | None, limit: int) -> None:
     """The import ledger: latest files first, with their quarantined lines and the vehicles that match no
     mileage category of the trust."""
     from connectors.file_source.ledger import Ledger
-    from esr.mileage.store import unmatched_vehicles_of_file
+    from esr.mileage.store import load_categories, unmatched_vehicles_of_file
 
     with Ledger(_database_url(settings)) as ledger:
         for f in ledger.import_files(vpd, limit):
@@ -424,6 +424,10 @@ def imports(settings: Settings, vpd: str | None, limit: int) -> None:
             for e in ledger.line_errors(f.sha256)[:20]:
                 click.echo(f"    line {e.line_no} [{e.severity}] {e.record_code or ''} {e.reason}")
             unmatched = unmatched_vehicles_of_file(ledger.conn, f.sha256)
+            if unmatched and f.vpd is not None and not load_categories(ledger.conn, f.vpd):
+                click.echo(f"    {len(unmatched)} vehicle(s) without a mileage rate: the trust has no NHS mileage "
+                           "table yet (esr mileage import)")
+                continue
             for vehicle in unmatched[:20]:
                 click.echo(f"    {vehicle.describe()}")
             if len(unmatched) > 20:
