@@ -129,12 +129,22 @@ class Pages:
 
     def click(self, by: str, value: str) -> None:
         """Clicks something that loads a page, and waits until the new page has replaced the old one."""
+        from selenium.common.exceptions import WebDriverException
         from selenium.webdriver.support import expected_conditions
         from selenium.webdriver.support.wait import WebDriverWait
 
         old = self.driver.find_element("tag name", "html")
         self.driver.find_element(by, value).click()
-        WebDriverWait(self.driver, 15).until(expected_conditions.staleness_of(old))
+
+        def replaced(driver: Any) -> bool:
+            # Chromium may answer "Node with given id does not belong to the document" instead of a stale
+            # element while the old page is torn down: that too means it has been replaced.
+            try:
+                return bool(expected_conditions.staleness_of(old)(driver))
+            except WebDriverException:
+                return True
+
+        WebDriverWait(self.driver, 15).until(replaced)
 
     def click_link(self, text: str) -> None:
         self.click("link text", text)

@@ -204,8 +204,9 @@ _text_steps = st.lists(
         st.just(Lower()),
         st.just(TitleCase()),
         st.builds(SplitPart, st.integers(0, 5), st.sampled_from(["|", "/", " "])),
-        st.builds(
+        st.builds(  # keys distinct as a case-insensitive lookup compares them ("I" and "i" are one key)
             Lookup.of, st.dictionaries(st.text(min_size=1, max_size=3), st.text(max_size=3), min_size=1, max_size=3)
+            .filter(lambda table: len({key.casefold() for key in table}) == len(table))
         ),
     ),
     max_size=3,
