@@ -13,9 +13,9 @@ template. The directory remembers, per employee, what it read (its supervisor, t
 looked up, found or not) and marks an employee dirty whenever any of them changes: its own snapshot,
 its supervisor's person row (`subordinates` index), or a reference it read (`readers` index). Whatever
 the order the partitions are read in, once every input has been read every employee has been mapped
-after the last change of everything it depends on. A trust's template (and its NHS option
-"only the primary home address") applies to the changes mapped after it changed (issue 5); `esr remap`
-rebuilds a trust with the current ones.
+after the last change of everything it depends on. A trust's template and its NHS options (only the
+primary home address; the username, home address and display name formats, `nhs_fields`) apply to the
+changes mapped after they changed (issue 5); `esr remap` rebuilds a trust with the current ones.
 
 The selections run at the date of the employee's own latest file (`last_run` of its entities): the same
 final state gives the same answer whenever and wherever it is mapped.
@@ -33,12 +33,14 @@ import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
+from esr.format.values import Value
 from esr.mapping.apply import MappedEmployee, apply_template, json_value
 from esr.mapping.catalogue import MappedValue
 from esr.mapping.versions import TemplateVersion
-from esr.mapping.view import Row, build_view, select_primary
+from esr.mapping.view import EmployeeView, Row, build_view, select_primary
+from esr.profiles import DisplayWithAssignment, NhsOptions
 
 #: uuid5 namespace of mapped change event ids
 MAPPED_EVENT_NAMESPACE = uuid.UUID("6f1c1d2e-54a1-4c8e-9d0b-2b6a8f3e7c41")
@@ -47,6 +49,16 @@ EMPLOYEE_MAPPED = "EMPLOYEE_MAPPED"
 PERSON_DELETED = "PERSON_DELETED"
 
 REFERENCE_TYPES = ("LOCATION", "ORGANISATION", "POSITION")
+
+#: the primary assignment's field each "display with assignment" option shows. ESR's assignment record has
+#: no paypoint field: the payroll it is paid on (payroll name) is the nearest, and what "paypoint" shows.
+DISPLAY_FIELD = {
+    DisplayWithAssignment.PAYPOINT: "payroll_name",
+    DisplayWithAssignment.JOB_NAME: "job_name",
+    DisplayWithAssignment.POSITION_NAME: "position_name",
+}
+
+DEFAULT_OPTIONS = NhsOptions()
 
 EmployeeKey = tuple[str, str]  # (vpd, person_id)
 ReferenceKey = tuple[str, str, str]  # (vpd, LOCATION | ORGANISATION | POSITION, id)
@@ -116,16 +128,47 @@ class _Reads:
     references: frozenset[ReferenceKey] = frozenset()
 
 
+def _stripped(value: object) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def display_name(options: NhsOptions, view: EmployeeView) -> str | None:
+    """The person's name (first and last), with " (<paypoint / job name / position name>)" of the primary
+    assignment per the trust's "display with assignment" option, so claimants with several assignments can
+    be told apart; the name alone when the option is none or the assignment has no such value."""
+    name = " ".join(part for part in (_stripped(view.person.get(k)) for k in ("first_name", "last_name")) if part)
+    column = DISPLAY_FIELD.get(options.display_with_assignment)
+    shown = "" if column is None or view.primary_assignment is None else _stripped(view.primary_assignment.get(column))
+    if shown:
+        name = f"{name} ({shown})" if name else f"({shown})"
+    return name or None
+
+
+def nhs_fields(options: NhsOptions, view: EmployeeView) -> dict[str, str | None]:
+    """The fields the trust's NHS options render: username, home address (of the selected home address) and
+    display name; None for an empty one."""
+    # the rows hold layout values (or their JSON text): what the formats render
+    person = cast(Mapping[str, Value], view.person)
+    home = cast(Mapping[str, Value] | None, view.home_address)
+    address = "" if home is None else options.render_home_address(home)
+    return {
+        "username": options.render_username(person) or None,
+        "home_address": address or None,
+        "display_name": display_name(options, view),
+    }
+
+
 def map_rows(
     template: TemplateVersion,
     rows: EmployeeRows,
     people: Callable[[str], Row | None],
     references: Callable[[str, str], Row | None],
     *,
-    only_primary_address: bool = True,
-) -> MappedEmployee:
-    """The employee's mapped record: `people(person_id)` gives another employee's person row,
-    `references(TYPE, id)` a location / organisation / position row. `rows.person` must be set."""
+    options: NhsOptions = DEFAULT_OPTIONS,
+) -> tuple[MappedEmployee, dict[str, str | None]]:
+    """The employee's mapped record and its NHS option fields (`nhs_fields`): `people(person_id)` gives
+    another employee's person row, `references(TYPE, id)` a location / organisation / position row.
+    `rows.person` must be set."""
     assert rows.person is not None
     view = build_view(
         rows.person,
@@ -136,20 +179,22 @@ def map_rows(
         locations=lambda key: references("LOCATION", key),
         organisations=lambda key: references("ORGANISATION", key),
         positions=lambda key: references("POSITION", key),
-        only_primary_address=only_primary_address,
+        only_primary_address=options.only_primary_address,
     )
-    return apply_template(template.template, view)
+    return apply_template(template.template, view), nhs_fields(options, view)
 
 
 def _as_text(value: MappedValue) -> str | None:
     return None if value is None else str(json_value(value))
 
 
-def record_of(template: TemplateVersion, mapped: MappedEmployee) -> dict[str, Any]:
-    """The comparable, JSON-ready record: every value as canonical text, and each UDF's kind."""
+def record_of(template: TemplateVersion, mapped: MappedEmployee, nhs: Mapping[str, str | None]) -> dict[str, Any]:
+    """The comparable, JSON-ready record: every value as canonical text, each UDF's kind, and the NHS
+    option fields."""
     return {
         "template_version": template.version,
         "standard": {k: _as_text(v) for k, v in mapped.standard.items()},
+        "nhs": dict(nhs),
         "udf": {k: _as_text(v) for k, v in mapped.udf.items()},
         "udf_kinds": {u.name: u.kind.value for u in template.template.udfs},
         "problems": [{"target": p.target, "message": p.message} for p in mapped.problems],
@@ -167,11 +212,13 @@ def _text(value: object) -> str | None:
 
 
 def field_changes(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> list[dict[str, str | None]]:
-    """{field, old, new} of every standard field and UDF (``udf.<name>``) whose value differs."""
+    """{field, old, new} of every standard field, NHS option field and UDF (``udf.<name>``) whose value
+    differs."""
     def flat(record: Mapping[str, Any] | None) -> dict[str, str | None]:
         if record is None:
             return {}
         values = {k: _text(v) for k, v in record["standard"].items()}
+        values.update({k: _text(v) for k, v in record.get("nhs", {}).items()})
         values.update({f"udf.{k}": _text(v) for k, v in record["udf"].items()})
         return values
 
@@ -204,6 +251,7 @@ def mapped_change(
         "person_id": person_id,
         "template_version": template_version if record is None else record["template_version"],
         "standard": {} if record is None else dict(record["standard"]),
+        "nhs": {} if record is None else dict(record["nhs"]),
         "udf": {} if record is None else dict(record["udf"]),
         "udf_kinds": {} if record is None else dict(record["udf_kinds"]),
         "changes": field_changes(previous, record),
@@ -218,8 +266,8 @@ class MappingDirectory:
     """Every trust's employees, reference rows and templates, and what to map again (module doc)."""
 
     default_template: Callable[[str], TemplateVersion]
-    #: the trust's NHS option "only the primary home address" (absent: the option's default, True)
-    only_primary_address: dict[str, bool] = field(default_factory=dict)
+    #: each trust's NHS options (absent: the defaults)
+    options: dict[str, NhsOptions] = field(default_factory=dict)
     employees: dict[EmployeeKey, EmployeeRows] = field(default_factory=dict)
     references: dict[ReferenceKey, Row] = field(default_factory=dict)
     templates: dict[str, TemplateVersion] = field(default_factory=dict)
@@ -306,10 +354,10 @@ class MappingDirectory:
             return self.references.get(ref)
 
         version = self.template(vpd)
-        only_primary = self.only_primary_address.get(vpd, True)
-        mapped = map_rows(version, rows, people, references, only_primary_address=only_primary)
+        options = self.options.get(vpd, DEFAULT_OPTIONS)
+        mapped, nhs = map_rows(version, rows, people, references, options=options)
         self._remember(key, _Reads(supervisor_of(rows), frozenset(read)))
-        return record_of(version, mapped)
+        return record_of(version, mapped, nhs)
 
     def drain(self, now_ms: int, *, op: str | None = None) -> list[dict[str, Any]]:
         """Map every dirty employee; the events of those whose record changed, in key order. `op` forces the

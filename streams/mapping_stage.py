@@ -143,10 +143,9 @@ class StageReader:
         elif topic == TRUST_PROFILES:
             vpd = key.decode()
             if value is None:
-                self.directory.only_primary_address.pop(vpd, None)
+                self.directory.options.pop(vpd, None)
             else:
-                options = profile_from_json(value, strict=False).nhs_options
-                self.directory.only_primary_address[vpd] = options.only_primary_address
+                self.directory.options[vpd] = profile_from_json(value, strict=False).nhs_options
 
 
 def new_directory() -> MappingDirectory:

@@ -11,8 +11,9 @@ The sink's pattern (connectors.sink.sink), for a topic of whole records:
   while older changes were in flight). PERSON_DELETED leaves a soft-deleted row with `deleted_at` set and
   the mapped fields cleared (whether or not a record was written before): the row of a deleted employee
   is then the same whatever batches the stage saw its states in (the ESR history stays in esr.person and
-  esr.change_event); a later mapped record of the person brings the row back. The lifecycle columns
-  (activated_at, archived_at) are never touched here.
+  esr.change_event); a later mapped record of the person brings the row back. The fields the trust's NHS
+  options render (username, home_address, display_name) are written and cleared with the mapped fields.
+  The lifecycle columns (activated_at, archived_at) are never touched here.
 - **Faults**: PostgreSQL unavailable -> the batch is dropped, the sink reconnects with back-off and seeks
   back to the stored offsets; an undecodable message or a record the database refuses (SQLSTATE 22/23)
   goes to `esr.dlq.sink` with the reason, and the rest of the batch is written.
@@ -55,6 +56,7 @@ log = logging.getLogger(__name__)
 
 EMPLOYEE_GROUP = "esr-sink-employee"
 STANDARD_COLUMNS = tuple(f.name for f in STANDARD_FIELD_LIST)
+NHS_COLUMNS = ("username", "home_address", "display_name")  # the mapped change's `nhs` map
 _KIND = {f.name: f.kind for f in STANDARD_FIELD_LIST}
 
 
@@ -91,6 +93,7 @@ class EmployeeRow:
     template_version: int
     event_id: str
     standard: tuple[Any, ...] = ()
+    nhs: tuple[str | None, ...] = (None,) * len(NHS_COLUMNS)
     udf: dict[str, Any] = field(default_factory=dict)
     problems: list[dict[str, Any]] = field(default_factory=list)
 
@@ -99,6 +102,7 @@ def employee_row(event: Mapping[str, Any]) -> EmployeeRow:
     """The row a decoded mapped change writes (ValueError for a value that is not of its field's kind)."""
     deleted = event["event_type"] == "PERSON_DELETED"
     standard = event.get("standard") or {}
+    nhs = event.get("nhs") or {}
     return EmployeeRow(
         vpd=event["vpd"],
         person_id=event["person_id"],
@@ -106,12 +110,13 @@ def employee_row(event: Mapping[str, Any]) -> EmployeeRow:
         template_version=int(event["template_version"]),
         event_id=event["event_id"],
         standard=() if deleted else tuple(typed(standard.get(name), _KIND[name]) for name in STANDARD_COLUMNS),
+        nhs=tuple(None if deleted else nhs.get(name) for name in NHS_COLUMNS),
         udf={} if deleted else udf_json(event.get("udf") or {}, event.get("udf_kinds") or {}),
         problems=list(event.get("problems") or []),
     )
 
 
-_COLUMNS = ("vpd", "person_id", *STANDARD_COLUMNS, "udf", "problems", "template_version", "last_event_id")
+_COLUMNS = ("vpd", "person_id", *STANDARD_COLUMNS, *NHS_COLUMNS, "udf", "problems", "template_version", "last_event_id")
 _UPSERT = sql.SQL(
     "INSERT INTO esr.employee AS e ({columns}) VALUES ({values}) ON CONFLICT (vpd, person_id) DO UPDATE SET "
     "{updates}, updated_at = now(), deleted_at = NULL WHERE e.template_version <= EXCLUDED.template_version"
@@ -128,7 +133,9 @@ _DELETE = sql.SQL(
     " problems = '[]', template_version = EXCLUDED.template_version, last_event_id = EXCLUDED.last_event_id,"
     " deleted_at = coalesce(e.deleted_at, now()), updated_at = now()"
     " WHERE e.template_version <= EXCLUDED.template_version"
-).format(cleared=sql.SQL(", ").join(sql.SQL("{} = NULL").format(sql.Identifier(c)) for c in STANDARD_COLUMNS))
+).format(cleared=sql.SQL(", ").join(
+    sql.SQL("{} = NULL").format(sql.Identifier(c)) for c in (*STANDARD_COLUMNS, *NHS_COLUMNS)
+))
 
 
 def write_rows(conn: psycopg.Connection[Any], rows: Sequence[EmployeeRow]) -> int:
@@ -141,7 +148,8 @@ def write_rows(conn: psycopg.Connection[Any], rows: Sequence[EmployeeRow]) -> in
     with conn.cursor() as cur:
         if upserts:
             cur.executemany(_UPSERT, [
-                (r.vpd, r.person_id, *r.standard, Jsonb(r.udf), Jsonb(r.problems), r.template_version, r.event_id)
+                (r.vpd, r.person_id, *r.standard, *r.nhs, Jsonb(r.udf), Jsonb(r.problems), r.template_version,
+                 r.event_id)
                 for r in upserts
             ])
         if deletes:

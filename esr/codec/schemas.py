@@ -350,6 +350,8 @@ def mapped_change_event_schema() -> Schema:
             {"name": "udf", "type": {"type": "map", "values": ["null", "string"]}, "default": {}},
             {"name": "udf_kinds", "type": {"type": "map", "values": "string"}, "default": {},
              "doc": "each UDF's kind (text, date, datetime, int, decimal): how to read its text"},
+            {"name": "nhs", "type": {"type": "map", "values": ["null", "string"]}, "default": {},
+             "doc": "the fields the trust's NHS options render: username, home_address, display_name"},
             {"name": "changes", "type": {"type": "array", "items": change}, "default": []},
             {"name": "problems", "type": {"type": "array", "items": problem}, "default": []},
             {"name": "source", "type": source},

@@ -21,6 +21,7 @@ def lifecycle() -> None:
 @click.pass_obj
 def lifecycle_run(settings: Settings, vpds: tuple[str, ...], day: dt.datetime | None) -> None:
     """Activate and archive the trusts' employees due on the day; records EMPLOYEE_ACTIVATED / _ARCHIVED.
+    With the option "vehicle automatic activation", also activates the trusts' live vehicles.
 
     Idempotent: a second run the same day changes nothing and records nothing."""
     import psycopg
@@ -42,5 +43,6 @@ def lifecycle_run(settings: Settings, vpds: tuple[str, ...], day: dt.datetime | 
                 f"{report.options.employee_activation.value}, archiving {report.options.employee_archiving.value} "
                 f"(grace {report.options.archive_grace_days} d): "
                 f"{report.count(LifecycleEvent.EMPLOYEE_ACTIVATED)} activated, "
-                f"{report.count(LifecycleEvent.EMPLOYEE_ARCHIVED)} archived, {report.recorded} event(s) recorded"
+                f"{report.count(LifecycleEvent.EMPLOYEE_ARCHIVED)} archived, {report.recorded} event(s) recorded; "
+                f"{report.vehicles_activated} vehicle(s) activated"
             )

@@ -8,6 +8,10 @@ the trust's mapping; deleted rows are left alone). Each action, in one transacti
   uuid5 of (VPD, event, person id, due date): the same action gets the same id however often, or late,
   the run happens (ON CONFLICT DO NOTHING). A second run the same day finds nothing to do.
 
+With the option "vehicle automatic activation" on, the run also sets `activated_at` of the trust's live
+vehicles (not deleted, in force on the day) that have none yet; off, activation is left to an
+administrator. Nothing is recorded for a vehicle: its activation is not an employee change.
+
 The trust's row is locked for the run, so two runs at once do the work once.
 """
 
@@ -46,6 +50,7 @@ class LifecycleReport:
     employees: int
     actions: tuple[LifecycleAction, ...]
     recorded: int  # change events new in esr.change_event
+    vehicles_activated: int = 0
 
     def count(self, event: LifecycleEvent) -> int:
         return sum(action.event is event for action in self.actions)
@@ -93,4 +98,16 @@ def run_lifecycle(conn: psycopg.Connection[Any], vpd: str, day: dt.date) -> Life
                 ),
             )
             recorded += max(cursor.rowcount, 0)
-    return LifecycleReport(vpd, day, options, len(rows), actions, recorded)
+        vehicles = activate_vehicles(conn, vpd, day) if options.vehicle_automatic_activation else 0
+    return LifecycleReport(vpd, day, options, len(rows), actions, recorded, vehicles)
+
+
+def activate_vehicles(conn: psycopg.Connection[Any], vpd: str, day: dt.date) -> int:
+    """Set `activated_at` of the trust's live vehicles on `day` that have none yet; how many it set."""
+    cursor = conn.execute(
+        "UPDATE esr.vehicle SET activated_at = now() WHERE vpd = %(vpd)s AND activated_at IS NULL"
+        " AND deleted_at IS NULL AND (effective_start IS NULL OR effective_start <= %(day)s)"
+        " AND (effective_end IS NULL OR effective_end >= %(day)s)",
+        {"vpd": vpd, "day": day},
+    )
+    return max(cursor.rowcount, 0)

@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 from click.testing import CliRunner
+from psycopg.types.json import Jsonb
 
 from connectors.file_source.ledger import Ledger
 from esr.cli import main
@@ -67,7 +68,8 @@ CHANGED = template_from_dict({
 COLUMNS = ("person_id, payroll_number, title, first_name, middle_names, surname, preferred_name, maiden_name, gender,"
            " date_of_birth, ni_number, email, hire_date, termination_date, person_type, assignment_number, job_name,"
            " position_name, grade, department, cost_centre, work_location, line_manager, line_manager_person_id,"
-           " udf, problems, template_version, last_event_id, deleted_at IS NOT NULL")
+           " username, home_address, display_name, udf, problems, template_version, last_event_id,"
+           " deleted_at IS NOT NULL")
 
 
 def employees(url: str, vpd: str) -> list[tuple[Any, ...]]:
@@ -81,6 +83,10 @@ def prepare(url: str, templates: dict[str, list[MappingTemplate]]) -> None:
         for vpd in ("431", "432"):
             ledger.add_trust(vpd, f"Trust {vpd}")
     with psycopg.connect(url) as conn:
+        # 431's NHS options: its own username format, and the job name shown with the name (432: the defaults)
+        options = {"username_format": "{first_name:1|lower}{last_name|lower}", "display_with_assignment": "job_name"}
+        conn.execute("UPDATE esr.trust SET nhs_options = coalesce(nhs_options, '{}') || %s WHERE vpd = '431'",
+                     (Jsonb(options),))
         for vpd, versions in templates.items():
             for template in versions:
                 save_template(conn, vpd, template, "tester")
@@ -128,6 +134,17 @@ def check_mapping(url: str) -> None:
             "         <> ARRAY['fte', 'full_name', 'hired', 'manager_surname'])"
         ).fetchall()
         assert wrong == []
+        # the NHS options: each trust's username format (whitespace removed), and 431's job name in the display name
+        rendered = conn.execute(
+            "SELECT e.vpd, e.username = regexp_replace(CASE e.vpd WHEN '431'"
+            "  THEN lower(left(p.first_name, 1) || p.last_name) ELSE p.first_name || '.' || p.last_name END,"
+            "  '\\s', '', 'g'),"
+            " e.display_name LIKE p.first_name || ' ' || p.last_name || '%', e.display_name LIKE '% (%)',"
+            " e.username, e.display_name, p.first_name, p.last_name"
+            " FROM esr.employee e JOIN esr.person p USING (vpd, person_id) WHERE e.deleted_at IS NULL"
+        ).fetchall()
+        assert [row for row in rendered if not (row[1] and row[2])] == []
+        assert {row[0] for row in rendered if row[3]} == {"431"}
         # line managers: the supervisor's employee number, wherever the supervisor's partition is
         managed = conn.execute(
             "SELECT e.vpd, e.person_id, m.person_id, e.line_manager, m.employee_number,"

@@ -16,12 +16,16 @@ from esr.mapping.store import default_version
 from esr.mapping.template import MappingRule, MappingTemplate, UdfDefinition
 from esr.mapping.transforms import Concat, Upper
 from esr.mapping.versions import TemplateVersion
+from esr.mapping.view import EmployeeView
+from esr.profiles import DisplayWithAssignment, NhsOptions
 from streams.mapping import (
     MappingDirectory,
     Source,
+    display_name,
     employee_rows,
     field_changes,
     mapped_event_id,
+    nhs_fields,
 )
 from streams.mapping_stage import employee_key, reference_key
 
@@ -87,7 +91,11 @@ def test_a_new_employee_is_emitted_once_and_again_only_when_the_record_changes()
     d.put_employee((VPD, "1"), snapshot("1", last_name="Jones"))
     [event] = d.drain(4000)
     assert event["op"] == "u"
-    assert event["changes"] == [{"field": "surname", "old": "Smith", "new": "Jones"}]
+    assert event["changes"] == [  # the NHS option fields rendered from the name change with it
+        {"field": "display_name", "old": "Ann Smith", "new": "Ann Jones"},
+        {"field": "surname", "old": "Smith", "new": "Jones"},
+        {"field": "username", "old": "Ann.Smith", "new": "Ann.Jones"},
+    ]
 
 
 def test_the_line_manager_is_resolved_whichever_arrives_first() -> None:
@@ -193,7 +201,7 @@ def test_the_trusts_only_primary_address_option_decides_the_home_address() -> No
                                                       "effective_start": "2020-01-01"}, "last_run": RUN}}
     d.put_employee((VPD, "1"), state)
     assert d.drain(1)[0]["udf"] == {"postcode": None}  # by default only a primary address counts
-    d.only_primary_address[VPD] = False
+    d.options[VPD] = NhsOptions(only_primary_address=False)
     assert d.drain(2) == []  # applies to the changes mapped from now on
     assert dict(d.records(VPD))["1"]["udf"] == {"postcode": "LS1 1AA"}  # (what a remap writes)
     d.put_employee((VPD, "1"), state)
@@ -295,3 +303,72 @@ def test_the_emitted_records_converge_to_a_function_of_the_final_states(perm: li
     assert expected["2"][1]["work_location"] == "South"
     assert expected["2"][1]["line_manager"] == "M3"
     assert expected["4"][1]["line_manager"] == "E1"
+
+
+# -- the NHS options the stage renders: username, home address, display name ------------------------------
+ASSIGNMENT = {"assignment_id": "A1", "primary_assignment": "Yes", "payroll_name": "999 Monthly",
+              "job_name": "Staff Nurse", "position_name": "Ward 7 Nurse"}
+ADDRESS = {"address_id": "9", "line_1": "1 Road", "line_2": "", "town": "Leeds", "postcode": "LS1 1AA"}
+
+
+def view(person: dict[str, Any] | None = None, assignment: dict[str, Any] | None = ASSIGNMENT,
+         address: dict[str, Any] | None = ADDRESS) -> EmployeeView:
+    return EmployeeView(person={"first_name": "Ann", "last_name": "Smith"} if person is None else person,
+                        primary_assignment=assignment, home_address=address)
+
+
+@pytest.mark.parametrize(("option", "expected"), [
+    (DisplayWithAssignment.NONE, "Ann Smith"),
+    (DisplayWithAssignment.PAYPOINT, "Ann Smith (999 Monthly)"),
+    (DisplayWithAssignment.JOB_NAME, "Ann Smith (Staff Nurse)"),
+    (DisplayWithAssignment.POSITION_NAME, "Ann Smith (Ward 7 Nurse)"),
+])
+def test_the_display_name_shows_the_primary_assignment_per_the_option(
+    option: DisplayWithAssignment, expected: str
+) -> None:
+    assert display_name(NhsOptions(display_with_assignment=option), view()) == expected
+
+
+def test_the_display_name_is_the_name_alone_without_the_assignments_value() -> None:
+    options = NhsOptions(display_with_assignment=DisplayWithAssignment.JOB_NAME)
+    assert display_name(options, view(assignment=None)) == "Ann Smith"
+    assert display_name(options, view(assignment={**ASSIGNMENT, "job_name": "  "})) == "Ann Smith"
+    assert display_name(options, view(person={"last_name": "Smith", "first_name": None})) == "Smith (Staff Nurse)"
+    assert display_name(options, view(person={"last_name": " "})) == "(Staff Nurse)"
+    assert display_name(NhsOptions(), view(person={})) is None
+
+
+def test_username_and_home_address_follow_the_trusts_formats() -> None:
+    options = NhsOptions(username_format="{first_name:1|lower}{last_name|lower}",
+                         home_address_format="{line_1}, {line_2}, {town} {postcode}")
+    assert nhs_fields(options, view()) == {
+        "username": "asmith", "home_address": "1 Road, Leeds LS1 1AA", "display_name": "Ann Smith"}
+    defaults = nhs_fields(NhsOptions(), view())
+    assert (defaults["username"], defaults["home_address"]) == ("Ann.Smith", "1 Road, Leeds, LS1 1AA")
+
+
+def test_a_missing_address_and_empty_parts_render_as_none() -> None:
+    assert nhs_fields(NhsOptions(), view(person={}, assignment=None, address=None)) == {
+        "username": None, "home_address": None, "display_name": None}
+    blank = {"address_id": "9", "line_1": " ", "town": ""}
+    assert nhs_fields(NhsOptions(), view(address=blank))["home_address"] is None
+
+
+def test_the_trusts_nhs_options_are_carried_in_the_mapped_change() -> None:
+    d = directory()
+    state = snapshot("1")
+    state["entities"]["ASSIGNMENT"]["A1"]["current"]["job_name"] = "Porter"
+    state["entities"]["ADDRESS"] = {"9": {"current": {"address_id": "9", "primary_flag": "Yes", "line_1": "1 Road",
+                                                      "postcode": "LS1 1AA", "effective_start": "2020-01-01"},
+                                          "last_run": RUN}}
+    d.put_employee((VPD, "1"), state)
+    [event] = d.drain(1)
+    assert event["nhs"] == {"username": "Ann.Smith", "home_address": "1 Road, LS1 1AA", "display_name": "Ann Smith"}
+    assert Decoder("mapped-change-event").decode(Encoder("mapped-change-event").encode(event)) == event
+    d.options[VPD] = NhsOptions(display_with_assignment=DisplayWithAssignment.JOB_NAME)
+    assert dict(d.records(VPD))["1"]["nhs"]["display_name"] == "Ann Smith (Porter)"  # (what a remap writes)
+    d.put_employee((VPD, "1"), state)
+    [changed] = d.drain(2)
+    assert changed["changes"] == [{"field": "display_name", "old": "Ann Smith", "new": "Ann Smith (Porter)"}]
+    d.put_employee((VPD, "1"), None)
+    assert d.drain(3)[0]["nhs"] == {}
