@@ -31,7 +31,18 @@ import psycopg
 from esr.codec import Decoder, UndecodableMessage
 from esr.kafka.producer import Publisher
 from esr.kafka.reading import TopicReadError, read_to_end, topic_id
-from esr.kafka.topics import CHANGES, DLQ_INGEST, DLQ_PROCESS, DLQ_SINK, RECORDS
+from esr.kafka.topics import (
+    CHANGES,
+    DLQ_ERROR,
+    DLQ_INGEST,
+    DLQ_OFFSET,
+    DLQ_PARTITION,
+    DLQ_PROCESS,
+    DLQ_REASON,
+    DLQ_SINK,
+    DLQ_TOPIC,
+    RECORDS,
+)
 from esr.parking import Group, Release, group_letters, release_plan
 
 STAGES = {"ingest": DLQ_INGEST, "process": DLQ_PROCESS, "sink": DLQ_SINK}
@@ -57,7 +68,7 @@ class DeadLetter:
 
     @property
     def reason(self) -> str:
-        return self.headers.get("esr.dlq.reason", b"").decode(errors="replace")
+        return self.headers.get(DLQ_REASON, b"").decode(errors="replace")
 
     @property
     def location(self) -> str:
@@ -66,15 +77,15 @@ class DeadLetter:
 
     @property
     def error(self) -> str:
-        return self.headers.get("esr.dlq.error", b"").decode(errors="replace")
+        return self.headers.get(DLQ_ERROR, b"").decode(errors="replace")
 
     @property
     def origin(self) -> tuple[str, int, int] | None:
         try:
             return (
-                self.headers["esr.dlq.original.topic"].decode(),
-                int(self.headers["esr.dlq.original.partition"]),
-                int(self.headers["esr.dlq.original.offset"]),
+                self.headers[DLQ_TOPIC].decode(),
+                int(self.headers[DLQ_PARTITION]),
+                int(self.headers[DLQ_OFFSET]),
             )
         except (KeyError, ValueError):
             return None

@@ -55,7 +55,13 @@ from esr.kafka.topics import (
     BROADCAST,
     CHANGES,
     CONTROL,
+    DLQ_ERROR,
+    DLQ_OFFSET,
+    DLQ_PARTITION,
     DLQ_PROCESS,
+    DLQ_REASON,
+    DLQ_STAGE,
+    DLQ_TOPIC,
     EMPLOYEES,
     FORWARDED,
     FORWARDED_FULL_FILE,
@@ -77,13 +83,6 @@ log = logging.getLogger(__name__)
 
 REFERENCE_TYPES = frozenset({"LOCATION", "ORGANISATION", "POSITION"})
 
-
-DLQ_REASON = "esr.dlq.reason"
-DLQ_ERROR = "esr.dlq.error"
-DLQ_STAGE = "esr.dlq.stage"
-DLQ_TOPIC = "esr.dlq.original.topic"
-DLQ_PARTITION = "esr.dlq.original.partition"
-DLQ_OFFSET = "esr.dlq.original.offset"
 
 EVENT_TYPE_HEADER = "esr.event_type"
 

@@ -20,9 +20,9 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 
 from esr.kafka.reading import committed_offsets, end_offsets
-from esr.kafka.topics import CHANGES, RECORDS
+from esr.kafka.topics import CHANGES, DLQ_STAGE, RECORDS
 from esr.observability.metrics import CHANGE_EVENTS, CONSUMER_LAG, DEAD_LETTERS, WORKER_BATCHES, WORKER_RECORDS
-from streams.agents import DLQ_STAGE, EVENT_TYPE_HEADER, EmployeesProcessor
+from streams.agents import EVENT_TYPE_HEADER, EmployeesProcessor
 from streams.output import Output
 
 log = logging.getLogger(__name__)

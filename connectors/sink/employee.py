@@ -45,11 +45,10 @@ from connectors.sink.database import (
     restart_offsets,
     stored_offsets,
 )
-from connectors.sink.sink import DLQ_OFFSET, DLQ_PARTITION, DLQ_REASON, DLQ_STAGE, DLQ_TOPIC
 from esr.codec import Decoder, UndecodableMessage
 from esr.kafka.producer import Publisher
 from esr.kafka.reading import coordinates, end_offsets, topic_id
-from esr.kafka.topics import DLQ_SINK, MAPPED_CHANGES
+from esr.kafka.topics import DLQ_OFFSET, DLQ_PARTITION, DLQ_REASON, DLQ_SINK, DLQ_STAGE, DLQ_TOPIC, MAPPED_CHANGES
 from esr.mapping.catalogue import STANDARD_FIELD_LIST, Kind
 
 log = logging.getLogger(__name__)

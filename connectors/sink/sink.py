@@ -84,19 +84,21 @@ from connectors.sink.parking import Parked, SinkParking
 from esr.codec import UndecodableMessage
 from esr.kafka.producer import DeliveryFailed, Publisher
 from esr.kafka.reading import coordinates, topic_id
-from esr.kafka.topics import CHANGES, DLQ_SINK
+from esr.kafka.topics import (
+    CHANGES,
+    DLQ_EVENT_ID,
+    DLQ_OFFSET,
+    DLQ_PARTITION,
+    DLQ_REASON,
+    DLQ_SINK,
+    DLQ_STAGE,
+    DLQ_TOPIC,
+)
 from esr.observability import metrics
 from esr.parking import PARKED_BEHIND
 
 log = logging.getLogger(__name__)
 
-DLQ_REASON = "esr.dlq.reason"
-DLQ_ERROR = "esr.dlq.error"
-DLQ_STAGE = "esr.dlq.stage"
-DLQ_TOPIC = "esr.dlq.original.topic"
-DLQ_PARTITION = "esr.dlq.original.partition"
-DLQ_OFFSET = "esr.dlq.original.offset"
-DLQ_EVENT_ID = "esr.dlq.event_id"
 
 DEFAULT_GROUP = "esr-sink"
 

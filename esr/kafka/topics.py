@@ -35,6 +35,15 @@ ORIGIN_PARTITION = "esr.origin.partition"
 ORIGIN_OFFSET = "esr.origin.offset"
 BROADCAST = "esr.broadcast"
 
+# Headers a dead letter carries besides the original message's own (worker and sink alike; `esr dlq` reads them).
+DLQ_REASON = "esr.dlq.reason"
+DLQ_ERROR = "esr.dlq.error"
+DLQ_STAGE = "esr.dlq.stage"
+DLQ_TOPIC = "esr.dlq.original.topic"
+DLQ_PARTITION = "esr.dlq.original.partition"
+DLQ_OFFSET = "esr.dlq.original.offset"
+DLQ_EVENT_ID = "esr.dlq.event_id"
+
 
 @dataclass(frozen=True)
 class TopicSpec:

@@ -24,10 +24,10 @@ from esr.format.reader import EsrFile
 from esr.generate import generate_files
 from esr.kafka.config import producer_config
 from esr.kafka.producer import Publisher
-from esr.kafka.topics import CHANGES, DLQ_PROCESS, DLQ_SINK, EMPLOYEES, RECORDS
+from esr.kafka.topics import CHANGES, DLQ_OFFSET, DLQ_PARTITION, DLQ_PROCESS, DLQ_REASON, DLQ_SINK, EMPLOYEES, RECORDS
 from esr.parking import PARKED_BEHIND, RELEASE, Origin, Park
 from esr.runtime.broker import EmbeddedBroker
-from streams.agents import DLQ_OFFSET, DLQ_PARTITION, DLQ_REASON, EmployeesProcessor
+from streams.agents import EmployeesProcessor
 from streams.port import load_domain
 from streams.topics import PARKED_CHANGELOG
 from tests import sink_events as ev

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from connectors.sink.parking import Entry, settle
-from esr.kafka.topics import CHANGES, DLQ_PROCESS, FORWARDED, FORWARDED_REFERENCE, RECORDS
+from esr.kafka.topics import CHANGES, DLQ_OFFSET, DLQ_PROCESS, DLQ_REASON, FORWARDED, FORWARDED_REFERENCE, RECORDS
 from esr.parking import (
     PARKED_BEHIND,
     RELEASE,
@@ -29,7 +29,7 @@ from esr.parking import (
     group_letters,
     release_plan,
 )
-from streams.agents import DLQ_OFFSET, DLQ_REASON, EmployeesProcessor
+from streams.agents import EmployeesProcessor
 from streams.parking import WorkerParking
 from streams.port import DomainPort, load_domain
 from tests.unit.streams.test_shell import (

@@ -11,15 +11,16 @@ from confluent_kafka import Message
 
 from connectors.sink import Sink, reset_offsets
 from connectors.sink.database import APPLICATION_NAME, stored_offsets
-from connectors.sink.sink import (
+from esr.kafka.topics import (
+    CHANGES,
     DLQ_EVENT_ID,
     DLQ_OFFSET,
     DLQ_PARTITION,
     DLQ_REASON,
+    DLQ_SINK,
     DLQ_STAGE,
     DLQ_TOPIC,
 )
-from esr.kafka.topics import CHANGES, DLQ_SINK
 from tests import sink_events as ev
 from tests.integration.sink.conftest import (
     Changes,

@@ -13,9 +13,8 @@ from confluent_kafka import Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from esr.codec import Decoder
-from esr.kafka.topics import CHANGES, DLQ_PROCESS, EMPLOYEES, RECORDS
+from esr.kafka.topics import CHANGES, DLQ_OFFSET, DLQ_PARTITION, DLQ_PROCESS, DLQ_REASON, DLQ_TOPIC, EMPLOYEES, RECORDS
 from esr.runtime.broker import EmbeddedBroker
-from streams.agents import DLQ_OFFSET, DLQ_PARTITION, DLQ_REASON, DLQ_TOPIC
 from streams.app import STATS_FILE_ENV
 from streams.partitioner import partition_for
 from streams.worker import WorkerProcess

@@ -20,7 +20,11 @@ from esr.codec import Encoder, control_event
 from esr.codec.events import _PAYLOAD_TYPE
 from esr.kafka.topics import (
     CHANGES,
+    DLQ_OFFSET,
+    DLQ_PARTITION,
     DLQ_PROCESS,
+    DLQ_REASON,
+    DLQ_TOPIC,
     EMPLOYEES,
     FORWARDED,
     FORWARDED_FULL_FILE,
@@ -29,13 +33,7 @@ from esr.kafka.topics import (
     ORIGIN_PARTITION,
     RECORDS,
 )
-from streams.agents import (
-    DLQ_OFFSET,
-    DLQ_PARTITION,
-    DLQ_REASON,
-    DLQ_TOPIC,
-    EmployeesProcessor,
-)
+from streams.agents import EmployeesProcessor
 from streams.partitioner import murmur2_partitioner, partition_for
 from streams.port import load_domain
 
