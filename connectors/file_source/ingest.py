@@ -97,6 +97,22 @@ def _facts(path: Path, scan: FileScan | None) -> FileFacts:
     )
 
 
+def _valid_report(path: Path, esr_file: EsrFile) -> FileReport:
+    """The report of a file that passed its own checks (name, header, trailer)."""
+    scan = esr_file.scan
+    return FileReport(
+        path=path,
+        status="valid",
+        file_name=path.name,
+        sha256=scan.sha256,
+        vpd=esr_file.header.vpd,
+        sequence=esr_file.file_name.sequence,
+        extract_type=esr_file.file_name.extract_type.value,
+        line_count=scan.line_count,
+        file_warnings=list(scan.warnings),
+    )
+
+
 def _duplicate(report: FileReport, previous: ImportFile) -> FileReport:
     report.status = "duplicate"
     report.message = (
@@ -156,6 +172,11 @@ class FileIngest:
             "the file is held: ingest it again with --force to accept it",
         )
 
+    def _published(self, sha256: str) -> ImportFile | None:
+        """The ledger's row of this content if it has been published already (a duplicate), else None."""
+        previous = self.ledger.import_file(sha256)
+        return previous if previous is not None and previous.status in PUBLISHED_STATUSES else None
+
     # -- the job -------------------------------------------------------------------------------
 
     def ingest(self, path: Path, progress: Progress | None = None) -> FileReport:
@@ -169,30 +190,19 @@ class FileIngest:
             try:
                 scan = esr_file.open()
             except FileRejected as rejection:
-                scan_or_none = esr_file._scan
-                if scan_or_none is not None:
+                scan_or_none = esr_file.scanned
+                previous = None if scan_or_none is None else self._published(scan_or_none.sha256)
+                if scan_or_none is not None and previous is not None:
                     # the content of a published file under another name (the header names the original):
                     # a duplicate, not a rejection, which would overwrite the published file's ledger row
-                    previous = self.ledger.import_file(scan_or_none.sha256)
-                    if previous is not None and previous.status in PUBLISHED_STATUSES:
-                        return _duplicate(FileReport(
-                            path=path, status="valid", file_name=path.name, sha256=scan_or_none.sha256,
-                            vpd=previous.vpd, sequence=previous.sequence, line_count=scan_or_none.line_count,
-                        ), previous)
+                    return _duplicate(FileReport(
+                        path=path, status="valid", file_name=path.name, sha256=scan_or_none.sha256,
+                        vpd=previous.vpd, sequence=previous.sequence, line_count=scan_or_none.line_count,
+                    ), previous)
                 return self._rejected(path, scan_or_none, rejection)
-            report = FileReport(
-                path=path,
-                status="valid",
-                file_name=path.name,
-                sha256=scan.sha256,
-                vpd=esr_file.header.vpd,
-                sequence=esr_file.file_name.sequence,
-                extract_type=esr_file.file_name.extract_type.value,
-                line_count=scan.line_count,
-                file_warnings=list(scan.warnings),
-            )
-            previous = self.ledger.import_file(scan.sha256)
-            if previous is not None and previous.status in PUBLISHED_STATUSES:
+            report = _valid_report(path, esr_file)
+            previous = self._published(scan.sha256)
+            if previous is not None:
                 return _duplicate(report, previous)
             with self.ledger.trust_lock(report.vpd or ""):
                 try:
@@ -258,24 +268,12 @@ class FileIngest:
         """
         with EsrFile(path, strict_count=self.settings.strict_count) as esr_file:
             scan = esr_file.open()
-            previous = self.ledger.import_file(scan.sha256)
-            if previous is None or previous.status not in PUBLISHED_STATUSES:
+            if self._published(scan.sha256) is None:
                 raise ValueError(f"{path.name}: only a published file can be published again")
             left_out = frozenset(
                 error.line_no for error in self.ledger.line_errors(scan.sha256) if error.severity != "warning"
             )
-            report = FileReport(
-                path=path,
-                status="valid",
-                file_name=path.name,
-                sha256=scan.sha256,
-                vpd=esr_file.header.vpd,
-                sequence=esr_file.file_name.sequence,
-                extract_type=esr_file.file_name.extract_type.value,
-                line_count=scan.line_count,
-                file_warnings=list(scan.warnings),
-            )
-            return self._publish(esr_file, report, None, left_out=left_out)
+            return self._publish(esr_file, _valid_report(path, esr_file), None, left_out=left_out)
 
     @staticmethod
     def _reference_sender(publisher: Publisher, headers: list[tuple[str, bytes]]) -> Callable[[bytes, bytes], None]:

@@ -222,6 +222,11 @@ class EsrFile:
             self._stream = None
 
     @property
+    def scanned(self) -> FileScan | None:
+        """The scan, if `open()` got as far as scanning (it did when it rejected the content)."""
+        return self._scan
+
+    @property
     def scan(self) -> FileScan:
         if self._scan is None:
             raise RuntimeError("EsrFile.open() has not run")
