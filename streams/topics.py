@@ -9,15 +9,11 @@ the input. A mismatch is refused loudly, as in `esr.kafka.topics.ensure_topics`.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from esr.kafka.topics import TopicMismatch, ensure_topics
-
-log = logging.getLogger(__name__)
+from esr.kafka.topics import TopicMismatch, create_topics, ensure_topics
 
 #: per-employee state (EmployeeState bytes), key "<vpd>:<person_id>"
 EMPLOYEES_CHANGELOG = "esr.streams.employees-changelog"
@@ -51,13 +47,4 @@ def ensure_stream_topics(
         for name in CHANGELOGS
         if name not in existing
     ]
-    if missing:
-        for name, future in admin.create_topics(missing, request_timeout=timeout).items():
-            try:
-                future.result()
-                created.append(name)
-            except KafkaException as exc:
-                if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                    raise
-        log.info("created stream topics %s", ", ".join(sorted(missing_name.topic for missing_name in missing)))
-    return created
+    return created + create_topics(admin, missing, timeout)

@@ -92,11 +92,15 @@ def ensure_topics(
         for name, (count, spec) in wanted.items()
         if name not in existing
     ]
-    if not missing:
+    return create_topics(admin, missing, timeout)
+
+
+def create_topics(admin: AdminClient, topics: list[NewTopic], timeout: float) -> list[str]:
+    """Create `topics`; one another client created meanwhile counts as there. Returns the names created."""
+    if not topics:
         return []
-    futures = admin.create_topics(missing, request_timeout=timeout)
     created = []
-    for name, future in futures.items():
+    for name, future in admin.create_topics(topics, request_timeout=timeout).items():
         try:
             future.result()
             created.append(name)
