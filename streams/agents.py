@@ -205,11 +205,20 @@ class EmployeesProcessor:
         self.absence_is_delete = absence_is_delete
         #: per partition: location / organisation id -> employee keys, for `_work_addresses` (streams.places)
         self.places = WorkPlaces(employees, domain)
+        #: per partition: employee key -> the full file that wrote all of it (`domain.complete_in_file`), noted
+        #: at each write: that file's barrier skips the key without decoding it (`_full_file_completed`)
+        self._complete_in: dict[int, dict[bytes, str]] = {}
         #: `esr replay`'s plan, read when the worker starts (`streams.replay`); None: no replay in force
         self.fence: ReplayFence | None = None
         self._muted: frozenset[str] = frozenset()  # topics not sent for the records being processed
         #: parked employee keys (streams.parking); None: dead letters park nothing
         self.parking: WorkerParking | None = None
+
+    def forget_partitions(self) -> None:
+        """Drop what is remembered about the table's partitions: on every revocation and assignment, since
+        changelog recovery and standby replicas write the table behind the agent's back."""
+        self.places.invalidate()
+        self._complete_in.clear()
 
     def owner_partition(self, key: bytes) -> int:
         """The esr.records partition a key's own records are on (the ingest job places keys with murmur2)."""
@@ -280,10 +289,18 @@ class EmployeesProcessor:
         so that a replay of the delete re-emits the same events) and the full state to esr.employees."""
         domain = self.domain
         kept = state if state is not None else tombstone
+        partition = event.message.partition
         self.employees.put(event, key, None if kept is None else domain.encode_state(kept))
-        self.places.stored(event.message.partition, key, state)
+        self.places.stored(partition, key, state)
+        if domain.complete_in_file is not None:
+            complete = self._complete_in.setdefault(partition, {})
+            sha = None if state is None else domain.complete_in_file(state)
+            if sha is None:
+                complete.pop(key, None)
+            else:
+                complete[key] = sha
         value = None if state is None else domain.employee_value(state)
-        self.send(EMPLOYEES, key, value, event.message.partition, self._employee_headers)
+        self.send(EMPLOYEES, key, value, partition, self._employee_headers)
 
     def reject(self, outcome: Any, keyed: _Keyed, again: Callable[[Sequence[Any]], Any] | None = None) -> Any:
         """Dead-letter the records the domain refused (not applied; the rest of the key's records were) and
@@ -593,9 +610,12 @@ class EmployeesProcessor:
         if fanouts:
             await self._work_addresses(partition, fanouts, now_ms)
         data = self.employees.data
+        complete = self._complete_in.get(partition, {})
         for index, key in enumerate(self.employees.keys_in_partition(partition, prefix)):
             if index % _SCAN_YIELD == _SCAN_YIELD - 1:
                 await asyncio.sleep(0)
+            if complete.get(key) == sha:
+                continue  # written in full by this very file: nothing absent (domain.complete_in_file)
             raw = data.get(key)
             if raw is None:
                 continue

@@ -231,7 +231,7 @@ def build(
 
     def forget_places(_app: Any, /, *_partitions: Any, signal: Any, **_kwargs: Any) -> None:  # noqa: ARG001
         # recovery and standby replicas write the table behind the agent's back (streams.places)
-        processor.places.invalidate()
+        processor.forget_partitions()
 
     app.on_partitions_revoked.connect(forget_places)
     app.on_partitions_assigned.connect(forget_places)

@@ -15,6 +15,8 @@ double with the same signatures, to measure the shell alone). The names looked u
                          now_ms, previous_locations, previous_organisations) -> list of change dicts
     absent_from_full_file(state, file_sha256, source, *, treat_as_delete, now_ms) -> outcome
     reference_absent_from_full_file(...)   same, for a reference entity (optional)
+    complete_in_file(state) -> the file SHA-256 whose `absent_from_full_file` would find nothing to do with
+                         the state, or None (optional: without it every state is decoded at the barrier)
     ChangeSource.of_event(control_event, topic=, partition=, offset=)
     encode_state / decode_state, encode_reference_state / decode_reference_state
     employee_snapshot(state) -> JSON-ready dict for esr.employees (optional: else encode_state's bytes)
@@ -66,6 +68,8 @@ class DomainPort:
     #: narrow a location / organisation fan-out (`streams.places`); None: every employee of the trust
     work_address_refs: Callable[[Any], tuple[frozenset[str], frozenset[str]]] | None = None
     organisations_at: Callable[..., set[str]] | None = None
+    #: the full file a state needs no reconciliation for (`EmployeesProcessor._full_file_completed`)
+    complete_in_file: Callable[[Any], str | None] | None = None
 
 
 def _reference_entry(state: Any) -> Mapping[str, Any] | None:
@@ -142,6 +146,7 @@ def port_from_module(module: Any) -> DomainPort:
         change_headers=change_headers,
         work_address_refs=getattr(module, "work_address_refs", None),
         organisations_at=getattr(module, "organisations_at", None),
+        complete_in_file=getattr(module, "complete_in_file", None),
     )
 
 

@@ -6,7 +6,8 @@ groups each batch by key, and calls:
 - `apply_employee_batch(state, records, reference, now_ms=...)` per employee key `<vpd>:<person_id>`;
 - `apply_reference_batch(state, records, now_ms=...)` per reference key `<vpd>:<TYPE>:<id>`;
 - `work_address_changes(...)` for the employees a location / organisation change fans out to;
-- `absent_from_full_file(...)` (and `reference_absent_from_full_file`) at the end of a full file;
+- `absent_from_full_file(...)` (and `reference_absent_from_full_file`) at the end of a full file, skipping
+  the employees `complete_in_file` says the file wrote in full;
 
 then writes the returned state (`encode_state`) and sends the returned change events
 (`Encoder("change-event").encode`). See `state` for replay safety, `apply` for the diff semantics,
@@ -21,6 +22,7 @@ from streams.domain.employee import (
     EmployeeOutcome,
     absent_from_full_file,
     apply_employee_batch,
+    complete_in_file,
     employee_key,
     employee_snapshot,
     person_chain,
@@ -72,6 +74,7 @@ __all__ = [
     "apply_reference_batch",
     "assignment_ended",
     "canonical",
+    "complete_in_file",
     "decode_reference_state",
     "decode_state",
     "diff",

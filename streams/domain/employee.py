@@ -517,6 +517,23 @@ def absent_from_full_file(state: EmployeeState, file_sha256: str, source: Change
     return _finish(outcome, current)
 
 
+def complete_in_file(state: EmployeeState) -> str | None:
+    """The SHA-256 of the one file that last contained every entity of `state`, when `absent_from_full_file`
+    for that file has nothing to do with it (not deleted, not already reconciled with it); else None.
+
+    The shell notes it when it writes the state, so that a full file's barrier need not decode the states
+    the file itself wrote in full: the common case, nearly every employee of the trust.
+    """
+    if state.deleted:
+        return None
+    shas = {entity.sha for bucket in state.entities.values() for entity in bucket.values()}
+    if len(shas) != 1:
+        return None
+    (sha,) = shas
+    done = state.reconciled
+    return None if done is not None and done.sha == sha else sha
+
+
 def employee_snapshot(state: EmployeeState, run_date: Any = None) -> dict[str, Any]:
     """The employee as esr.employees shows it: every entity's view at `run_date` (default: the run date of
     the file that last contained each one) and all its versions; no journal. JSON-ready."""

@@ -283,3 +283,45 @@ def test_full_file_barrier_reconciles_only_this_partitions_employees(
     run(processor, [barrier])
     absent = {k for k, _, _, h in output.to(CHANGES) if h["esr.event_type"] == b"ABSENT_FROM_FULL_FILE"}
     assert absent == {k for k in keys if partition_for(k, PARTITIONS) == 0}
+
+
+def test_the_barrier_skips_the_states_its_own_file_wrote_in_full() -> None:
+    """With the real domain: at the barrier of the file that wrote every employee in full nothing is decoded
+    (`complete_in_file`), and nothing is emitted, as the domain would have decided; another file's barrier, or
+    the same one after a rebalance forgot what was noted, decodes them."""
+    from dataclasses import replace
+
+    domain = load_domain()
+    decoded: list[bytes] = []
+
+    def decode_state(raw: bytes) -> Any:
+        decoded.append(raw)
+        return domain.decode_state(raw)
+
+    output = Output()
+    processor = EmployeesProcessor(replace(domain, decode_state=decode_state), Table(), Table(),  # type: ignore[arg-type]
+                                   output, PARTITIONS, clock=lambda: 1_700_000_000.0)  # type: ignore[arg-type]
+    log = Log()
+    keys = [f"999:{n}".encode() for n in range(12)]
+    run(processor, [log.event(k, record("PERSON", k.decode()[4:], person(k.decode()[4:], "X"),
+                                        person_id=k.decode()[4:], line_no=2 + i)) for i, k in enumerate(keys)])
+    on_partition_0 = {k for k in keys if partition_for(k, PARTITIONS) == 0}
+    assert on_partition_0
+
+    def barrier(sha: str) -> set[bytes]:
+        completed = Encoder("control-event").encode(control_event(
+            "FILE_COMPLETED", vpd="999", file_name="GO_999_EXP_GOF_20240301_00000001.DAT", file_sha256=sha,
+            sequence=1, extract_type="F", run_date=RUN, ts=dt.datetime(2024, 3, 2, tzinfo=dt.UTC)))
+        output.sent.clear()
+        decoded.clear()
+        run(processor, [log.event(b"999:FILE_COMPLETED", completed, partition=0, headers=[
+            (FORWARDED, FORWARDED_FULL_FILE), (ORIGIN_PARTITION, b"0"), (ORIGIN_OFFSET, b"5")])])
+        return {k for k, _, _, h in output.to(CHANGES) if k and h["esr.event_type"] == b"ABSENT_FROM_FULL_FILE"}
+
+    assert barrier(SHA) == set()
+    assert decoded == []
+    assert barrier("cd" * 32) == on_partition_0
+    assert len(decoded) == len(on_partition_0)
+    processor.forget_partitions()
+    assert barrier(SHA) == set()
+    assert len(decoded) == len(on_partition_0)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from esr.format.layouts import EntityType
 from streams.domain import (
     ChangeSource,
@@ -11,6 +14,7 @@ from streams.domain import (
     NoReference,
     absent_from_full_file,
     apply_employee_batch,
+    complete_in_file,
     event_id,
 )
 from tests.unit.streams.domain.builders import (
@@ -28,6 +32,7 @@ from tests.unit.streams.domain.builders import (
     person,
     phone,
 )
+from tests.unit.streams.domain.strategies import FILES, employee_events
 
 E = EntityType
 FULL = File("f" * 64, RUN_3, 3, "F")
@@ -148,3 +153,55 @@ def test_a_deleted_person_has_nothing_absent() -> None:
                                        now_ms=NOW_MS)
     assert reconciled.changes == []
     assert reconciled.state is None
+
+
+def test_a_state_loaded_by_one_file_is_complete_in_it() -> None:
+    state, _ = loaded()
+    assert complete_in_file(state) == FILE_1.sha
+
+
+def test_a_state_with_entities_of_two_files_is_complete_in_none() -> None:
+    state, stream = loaded()
+    state = in_new_full_file(state, stream, event(E.PERSON, person(), file=FULL))
+    assert complete_in_file(state) is None
+
+
+def test_a_state_reconciled_with_its_file_is_not_complete_in_it() -> None:
+    """A replayed barrier must reach the domain, which re-emits the first run's events."""
+    state, stream = loaded()
+    state = in_new_full_file(state, stream, event(E.PERSON, person(), file=FULL),
+                             event(E.ASSIGNMENT, assignment("1"), file=FULL, line=3))
+    reconciled = absent_from_full_file(state, FULL.sha, FULL_SOURCE, treat_as_delete=True, now_ms=NOW_MS).state
+    assert reconciled is not None
+    assert {entity.sha for bucket in reconciled.entities.values() for entity in bucket.values()} == {FULL.sha}
+    assert complete_in_file(reconciled) is None
+
+
+def test_a_deleted_person_is_complete_in_no_file() -> None:
+    state, stream = loaded()
+    outcome = apply_employee_batch(state, stream.records(event(E.PERSON, None, entity_id=PERSON_ID)),
+                                   NoReference(), now_ms=NOW_MS)
+    assert outcome.tombstone is not None
+    assert complete_in_file(outcome.tombstone) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(employee_events(max_size=16), st.booleans())
+def test_a_complete_state_has_nothing_absent_from_its_file(events: list[dict[str, Any]], delete: bool) -> None:
+    """What lets the shell skip a state at the barrier: for the file `complete_in_file` names, the domain
+    returns the very state and no event, whatever the trust's option."""
+    outcome = apply_employee_batch(None, Stream().records(*events), NoReference(), now_ms=NOW_MS)
+    for state in (outcome.state, getattr(outcome, "tombstone", None)):
+        if state is None:
+            continue
+        sha = complete_in_file(state)
+        shas = {entity.sha for bucket in state.entities.values() for entity in bucket.values()}
+        assert (sha is not None) == (not state.deleted and len(shas) == 1)
+        if sha is None:
+            continue
+        file = next(f for f in FILES if f.sha == sha)
+        source = ChangeSource(file.name, file.sha, file.sequence, "F", file.run, topic="esr.control", partition=0,
+                              offset=1)
+        reconciled = absent_from_full_file(state, sha, source, treat_as_delete=delete, now_ms=NOW_MS)
+        assert reconciled.changes == []
+        assert reconciled.state is state
