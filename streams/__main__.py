@@ -42,6 +42,7 @@ def mapping(loglevel: str, status_file: Path | None) -> None:
 
     from esr.kafka.config import client_config
     from streams.mapping_stage import MappingStage
+    from streams.worker import tune_gc
 
     logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings()
@@ -54,6 +55,7 @@ def mapping(loglevel: str, status_file: Path | None) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    tune_gc()  # the directory holds every employee's rows: full collections would walk them all, often
     MappingStage(client_config(settings, settings.bootstrap_servers), status_path=status_file).run(stop)
 
 

@@ -20,6 +20,9 @@ changes mapped after they changed (issue 5); `esr remap` rebuilds a trust with t
 The selections run at the date of the employee's own latest file (`last_run` of its entities): the same
 final state gives the same answer whenever and wherever it is mapped.
 
+A new state whose rows the mapping reads are unchanged (a phone, a vehicle or a costing changed) is not
+mapped again unless the trust's template or options changed since the employee was last drained.
+
 `drain` maps the dirty employees and returns a mapped change event (schema
 ``mapped-change-event``) for each one whose record differs from the one emitted before (a delete for a
 tombstone); the event id is a function of the record, so a repeated record repeats its id.
@@ -29,17 +32,18 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import orjson
+
 from esr.format.values import Value
 from esr.mapping.apply import MappedEmployee, apply_template, json_value
 from esr.mapping.catalogue import MappedValue
 from esr.mapping.versions import TemplateVersion
-from esr.mapping.view import EmployeeView, Row, build_view, select_primary
+from esr.mapping.view import EmployeeView, Row, build_view
 from esr.profiles import DisplayWithAssignment, NhsOptions
 
 #: uuid5 namespace of mapped change event ids
@@ -113,11 +117,17 @@ def employee_rows(snapshot: Mapping[str, Any], source: Source = Source()) -> Emp
     )
 
 
-def supervisor_of(rows: EmployeeRows) -> str | None:
-    primary = select_primary(rows.assignments, rows.run_date)
+def supervisor_of(primary: Row | None) -> str | None:
+    """The person id the primary assignment names as supervisor."""
     value = None if primary is None else primary.get("supervisor_person_id")
     text = "" if value is None else str(value).strip()
     return text or None
+
+
+def _same_rows(before: EmployeeRows, after: EmployeeRows) -> bool:
+    """The two states give the mapping the same rows (wherever they were read)."""
+    return (before.person == after.person and before.run_date == after.run_date
+            and before.assignments == after.assignments and before.addresses == after.addresses)
 
 
 @dataclass(slots=True)
@@ -125,7 +135,10 @@ class _Reads:
     """What an employee's last mapping read: where a change must send it to be mapped again."""
 
     supervisor: str | None = None
-    references: frozenset[ReferenceKey] = frozenset()
+    references: tuple[ReferenceKey, ...] = ()
+
+
+_NO_READS = _Reads()
 
 
 def _stripped(value: object) -> str:
@@ -158,19 +171,17 @@ def nhs_fields(options: NhsOptions, view: EmployeeView) -> dict[str, str | None]
     }
 
 
-def map_rows(
-    template: TemplateVersion,
+def view_of(
     rows: EmployeeRows,
     people: Callable[[str], Row | None],
     references: Callable[[str, str], Row | None],
     *,
     options: NhsOptions = DEFAULT_OPTIONS,
-) -> tuple[MappedEmployee, dict[str, str | None]]:
-    """The employee's mapped record and its NHS option fields (`nhs_fields`): `people(person_id)` gives
-    another employee's person row, `references(TYPE, id)` a location / organisation / position row.
-    `rows.person` must be set."""
+) -> EmployeeView:
+    """The view the employee is mapped from: `people(person_id)` gives another employee's person row,
+    `references(TYPE, id)` a location / organisation / position row. `rows.person` must be set."""
     assert rows.person is not None
-    view = build_view(
+    return build_view(
         rows.person,
         rows.run_date,
         assignments=rows.assignments,
@@ -181,7 +192,6 @@ def map_rows(
         positions=lambda key: references("POSITION", key),
         only_primary_address=options.only_primary_address,
     )
-    return apply_template(template.template, view), nhs_fields(options, view)
 
 
 def _as_text(value: MappedValue) -> str | None:
@@ -193,41 +203,71 @@ def record_of(template: TemplateVersion, mapped: MappedEmployee, nhs: Mapping[st
     option fields."""
     return {
         "template_version": template.version,
-        "standard": {k: _as_text(v) for k, v in mapped.standard.items()},
+        # (texts, most values, are kept as they are: no call for them)
+        "standard": {k: v if v is None or type(v) is str else _as_text(v) for k, v in mapped.standard.items()},
         "nhs": dict(nhs),
-        "udf": {k: _as_text(v) for k, v in mapped.udf.items()},
+        "udf": {k: v if v is None or type(v) is str else _as_text(v) for k, v in mapped.udf.items()},
         "udf_kinds": {u.name: u.kind.value for u in template.template.udfs},
         "problems": [{"target": p.target, "message": p.message} for p in mapped.problems],
     }
 
 
 def mapped_event_id(vpd: str, person_id: str, event_type: str, record: Mapping[str, Any] | None) -> str:
-    content = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    digest = hashlib.sha256(content.encode()).hexdigest()
-    return str(uuid.uuid5(MAPPED_EVENT_NAMESPACE, f"{vpd}:{person_id}:{event_type}:{digest}"))
+    # the bytes of json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False), UTF-8
+    # (the test pins it): orjson sorts keys by code point and escapes the same characters the same way
+    content = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+    digest = hashlib.sha256(content).hexdigest()
+    return _uuid5(f"{vpd}:{person_id}:{event_type}:{digest}")
+
+
+_NAMESPACE_BYTES = MAPPED_EVENT_NAMESPACE.bytes
+
+
+def _uuid5(name: str) -> str:
+    """``str(uuid.uuid5(MAPPED_EVENT_NAMESPACE, name))`` without the UUID object (a few % of the stage)."""
+    value = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])
+    value[6] = (value[6] & 0x0F) | 0x50  # version 5
+    value[8] = (value[8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = value.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def _text(value: object) -> str | None:
-    return None if value is None else str(value)
+    if value is None or type(value) is str:
+        return value
+    return str(value)
+
+
+def _flat(record: Mapping[str, Any] | None) -> dict[str, Any]:
+    if record is None:
+        return {}
+    values = dict(record["standard"])
+    values.update(record.get("nhs", {}))
+    values.update({f"udf.{k}": v for k, v in record["udf"].items()})
+    return values
 
 
 def field_changes(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> list[dict[str, str | None]]:
     """{field, old, new} of every standard field, NHS option field and UDF (``udf.<name>``) whose value
-    differs."""
-    def flat(record: Mapping[str, Any] | None) -> dict[str, str | None]:
-        if record is None:
-            return {}
-        values = {k: _text(v) for k, v in record["standard"].items()}
-        values.update({k: _text(v) for k, v in record.get("nhs", {}).items()})
-        values.update({f"udf.{k}": _text(v) for k, v in record["udf"].items()})
-        return values
-
-    before, after = flat(old), flat(new)
-    return [
-        {"field": name, "old": before.get(name), "new": after.get(name)}
-        for name in sorted(before.keys() | after.keys())
-        if before.get(name) != after.get(name)
-    ]
+    (as text) differs, by field name."""
+    before, after = _flat(old), _flat(new)
+    if not before:  # a new record: every value it has
+        return [{"field": name, "old": None, "new": value if type(value) is str else _text(value)}
+                for name, value in sorted(after.items()) if value is not None]
+    changed = []
+    for name, now in after.items():
+        was = before.get(name)
+        if was is now:
+            continue
+        if (was is None or type(was) is str) and (now is None or type(now) is str):  # texts (the usual)
+            if was == now:
+                continue
+        elif _text(was) == _text(now):
+            continue
+        changed.append(name)
+    changed.extend(name for name, was in before.items() if was is not None and name not in after)
+    changed.sort()
+    return [{"field": name, "old": _text(before.get(name)), "new": _text(after.get(name))} for name in changed]
 
 
 def mapped_change(
@@ -277,6 +317,10 @@ class MappingDirectory:
     _readers: dict[ReferenceKey, set[EmployeeKey]] = field(default_factory=dict)
     _emitted: dict[EmployeeKey, dict[str, Any] | None] = field(default_factory=dict)
     _sources: dict[EmployeeKey, Source] = field(default_factory=dict)
+    #: employees given a new state whose rows equal the old ones (`put_employee`)
+    _touched: set[EmployeeKey] = field(default_factory=set)
+    #: the template and options each employee was last drained with
+    _drained_with: dict[EmployeeKey, tuple[TemplateVersion, NhsOptions]] = field(default_factory=dict)
 
     # -- inputs -----------------------------------------------------------------------------------------
     def template(self, vpd: str) -> TemplateVersion:
@@ -288,18 +332,33 @@ class MappingDirectory:
         self.templates[version.vpd] = version
 
     def put_employee(self, key: EmployeeKey, snapshot: Mapping[str, Any] | None, source: Source = Source()) -> None:
-        """An employee's new state (None: deleted)."""
+        """An employee's new state (None: deleted). A state whose rows the mapping reads are those it had
+        (a phone, a vehicle or a costing changed) is mapped again only if the trust's template or options
+        changed since the employee was last drained (`drain`): the record would be the same."""
+        after = None if snapshot is None else employee_rows(snapshot, source)
         before = self.employees.get(key)
         self._sources[key] = source
-        if snapshot is None:
+        if after is None:
             self.employees.pop(key, None)
         else:
-            self.employees[key] = employee_rows(snapshot, source)
-        after = self.employees.get(key)
-        self.dirty.add(key)
+            self.employees[key] = after
+        if before is not None and after is not None and _same_rows(before, after) and key not in self.dirty:
+            self._touched.add(key)
+        else:
+            self.dirty.add(key)
         if (before.person if before else None) != (after.person if after else None):
             vpd = key[0]
             self.dirty.update((vpd, person_id) for person_id in self._subordinates.get(key, ()))
+
+    @property
+    def pending(self) -> bool:
+        """Whether `drain` has anything to look at."""
+        return bool(self.dirty or self._touched)
+
+    def settle(self) -> None:
+        """Take everything read so far as mapped already: nothing is dirty (a directory loaded to map from)."""
+        self.dirty.clear()
+        self._touched.clear()
 
     def put_reference(self, key: ReferenceKey, row: Row | None) -> None:
         """A location / organisation / position's current version (None: deleted)."""
@@ -313,19 +372,22 @@ class MappingDirectory:
 
     # -- mapping ----------------------------------------------------------------------------------------
     def _remember(self, key: EmployeeKey, reads: _Reads) -> None:
-        old = self._reads.pop(key, None)
+        old = self._reads.get(key, _NO_READS)
+        if old == reads:  # what it read last time: the indexes hold it already
+            return
         vpd = key[0]
-        if old is not None:
-            if old.supervisor is not None:
-                self._discard(self._subordinates, (vpd, old.supervisor), key[1])
-            for ref in old.references:
-                self._discard(self._readers, ref, key)
+        if old.supervisor is not None:
+            self._discard(self._subordinates, (vpd, old.supervisor), key[1])
+        for ref in old.references:
+            self._discard(self._readers, ref, key)
         if reads.supervisor is not None:
             self._subordinates.setdefault((vpd, reads.supervisor), set()).add(key[1])
         for ref in reads.references:
             self._readers.setdefault(ref, set()).add(key)
         if reads.supervisor is not None or reads.references:
             self._reads[key] = reads
+        else:
+            self._reads.pop(key, None)
 
     @staticmethod
     def _discard(index: dict[Any, set[Any]], key: Any, member: Any) -> None:
@@ -339,10 +401,10 @@ class MappingDirectory:
         """The employee's record now (None: deleted or no person yet), remembering what it read."""
         rows = self.employees.get(key)
         if rows is None or rows.person is None:
-            self._remember(key, _Reads())
+            self._remember(key, _NO_READS)
             return None
         vpd = key[0]
-        read: set[ReferenceKey] = set()
+        read: dict[ReferenceKey, None] = {}  # in the order read: the same view reads the same tuple
 
         def people(person_id: str) -> Row | None:
             other = self.employees.get((vpd, person_id))
@@ -350,20 +412,34 @@ class MappingDirectory:
 
         def references(entity_type: str, entity_id: str) -> Row | None:
             ref = (vpd, entity_type, entity_id)
-            read.add(ref)
+            read[ref] = None
             return self.references.get(ref)
 
         version = self.template(vpd)
         options = self.options.get(vpd, DEFAULT_OPTIONS)
-        mapped, nhs = map_rows(version, rows, people, references, options=options)
-        self._remember(key, _Reads(supervisor_of(rows), frozenset(read)))
-        return record_of(version, mapped, nhs)
+        view = view_of(rows, people, references, options=options)
+        record = record_of(version, apply_template(version.template, view), nhs_fields(options, view))
+        self._remember(key, _Reads(supervisor_of(view.primary_assignment), tuple(read)))
+        return record
 
     def drain(self, now_ms: int, *, op: str | None = None) -> list[dict[str, Any]]:
         """Map every dirty employee; the events of those whose record changed, in key order. `op` forces the
         operation (``r`` for a rebuild), else c / u / d."""
+        settings: dict[str, tuple[TemplateVersion, NhsOptions]] = {}  # one tuple per trust, shared
+
+        def settings_of(vpd: str) -> tuple[TemplateVersion, NhsOptions]:
+            found = settings.get(vpd)
+            if found is None:
+                found = settings[vpd] = (self.template(vpd), self.options.get(vpd, DEFAULT_OPTIONS))
+            return found
+
+        for key in self._touched - self.dirty:
+            if self._drained_with.get(key) != settings_of(key[0]):
+                self.dirty.add(key)
+        self._touched.clear()
         events = []
         for key in sorted(self.dirty):
+            self._drained_with[key] = settings_of(key[0])
             record = self.map_employee(key)
             known = key in self._emitted
             previous = self._emitted.get(key)

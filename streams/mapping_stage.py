@@ -15,14 +15,16 @@ from the beginning: a restart rebuilds the directory from the compacted topics, 
 elsewhere. The templates and profiles are read to their end before anything else, so no employee of the
 first pass is mapped with a template that is about to be replaced. The first mapping waits until every partition
 has been read to its end once (no churn from a half-read directory) and is published with op ``r`` (a
-rebuild: the sink may already hold it); from then on each poll's batch of inputs is mapped and its mapped
-changes (`esr.mapped-changes`, key ``<vpd>:<person_id>``, Avro ``mapped-change-event``) are flushed
+rebuild: the sink may already hold it); from then on each poll's batch of inputs is mapped (of the
+messages of one employee or reference entity in a poll only the last is decoded: `StageReader.apply_batch`)
+and its mapped changes (`esr.mapped-changes`, key ``<vpd>:<person_id>``, Avro ``mapped-change-event``) are flushed
 before the positions move past it. Every output is a function of the inputs (deterministic event ids),
 so a crash at any point only repeats outputs.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -35,6 +37,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import orjson
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from esr.codec import Encoder
@@ -56,6 +59,8 @@ MAPPED_SUBJECT = "mapped-change-event"
 STATE_TOPICS = (EMPLOYEES, REFERENCES_CHANGELOG)
 #: what the stage maps with: read to their end before anything is mapped
 SETTINGS_TOPICS = (MAPPING_TEMPLATES, TRUST_PROFILES)
+#: messages `load_directory` applies at a time (`StageReader.apply_batch`)
+LOAD_CHUNK = 5000
 
 
 class MappingStageError(RuntimeError):
@@ -97,6 +102,19 @@ def employee_key(key: bytes) -> tuple[str, str] | None:
     return (vpd, person_id) if sep and person_id else None
 
 
+def _state_key(message: Message) -> tuple[str, bytes] | None:
+    """What a message of a state topic is the state of: an employee, or a reference entity (whichever
+    partition's replica); None for the other topics."""
+    topic, key = message.topic(), message.key()
+    if key is None:
+        return None
+    if topic == EMPLOYEES:
+        return topic, key
+    if topic == REFERENCES_CHANGELOG:
+        return topic, key.rsplit(b"@", 1)[0]
+    return None
+
+
 class StageReader:
     """Applies messages of the stage's topics to a directory (decoding as the worker encoded them)."""
 
@@ -105,33 +123,58 @@ class StageReader:
         self.domain = domain
         self.skipped = 0
 
-    def apply(self, message: Message) -> None:
-        """Apply one message; one that cannot be decoded is logged and counted in `skipped`, never fatal
-        (the worker wrote it; the employee keeps the mapping of its last readable state)."""
+    def apply_batch(self, messages: Iterable[Message]) -> None:
+        """Apply a poll's messages. The directory keeps only the last state of an employee or a reference
+        entity and maps after the poll (`MappingDirectory.drain`), so of a state's messages only the last
+        readable one is decoded and applied; the states before it would change nothing the drain sees
+        (a readable state hides the unreadable ones before it: they are neither decoded nor counted)."""
+        order: list[Message | list[Message]] = []
+        states: dict[tuple[str, bytes], list[Message]] = {}
+        for message in messages:
+            state = _state_key(message)
+            if state is None:
+                order.append(message)
+                continue
+            found = states.get(state)
+            if found is None:
+                found = states[state] = []
+                order.append(found)
+            found.append(message)
+        for item in order:
+            if not isinstance(item, list):
+                self.apply(item)
+                continue
+            for message in reversed(item):
+                if self.apply(message):
+                    break
+
+    def apply(self, message: Message) -> bool:
+        """Apply one message; whether it was. One that cannot be decoded is logged and counted in `skipped`,
+        never fatal (the worker wrote it; the employee keeps the mapping of its last readable state)."""
         try:
-            self._apply(message)
+            applied = self._apply(message)
         except (ValueError, KeyError, TypeError) as exc:  # ValidationError is a ValueError
-            self.skipped += 1
+            applied = False
             log.warning("mapping stage: skipped an unreadable message at %s[%s]@%s: %s", message.topic(),
                         message.partition(), message.offset(), exc)
+        if not applied:
+            self.skipped += 1
+        return applied
 
-    def _apply(self, message: Message) -> None:
+    def _apply(self, message: Message) -> bool:
         topic, key, value = message.topic(), message.key(), message.value()
         if key is None:
-            self.skipped += 1
-            return
+            return False
         if topic == EMPLOYEES:
             person = employee_key(key)
             if person is None:
-                self.skipped += 1
-                return
-            snapshot = None if value is None else json.loads(value)
+                return False
+            snapshot = None if value is None else orjson.loads(value)
             self.directory.put_employee(person, snapshot, Source(topic, message.partition(), message.offset()))
         elif topic == REFERENCES_CHANGELOG:
             ref = reference_key(key)
             if ref is None:
-                self.skipped += 1
-                return
+                return False
             row = None if value is None else self.domain.reference_entry(self.domain.decode_reference_state(value))
             self.directory.put_reference(ref, None if row is None else dict(row))
         elif topic == MAPPING_TEMPLATES:
@@ -146,6 +189,7 @@ class StageReader:
                 self.directory.options.pop(vpd, None)
             else:
                 self.directory.options[vpd] = profile_from_json(value, strict=False).nhs_options
+        return True
 
 
 def new_directory() -> MappingDirectory:
@@ -159,9 +203,10 @@ def load_directory(config: Mapping[str, Any], domain: DomainPort | None = None, 
     directory = new_directory()
     reader = StageReader(directory, domain or load_domain())
     for topic in (TRUST_PROFILES, *STATE_TOPICS):
-        for message in read_to_end(config, topic, timeout=timeout):
-            reader.apply(message)
-    directory.dirty.clear()
+        messages = read_to_end(config, topic, timeout=timeout)
+        while chunk := list(itertools.islice(messages, LOAD_CHUNK)):
+            reader.apply_batch(chunk)
+    directory.settle()
     return directory
 
 
@@ -245,8 +290,10 @@ class MappingStage:
                     self.positions.setdefault(topic, {})[partition] = offset
         consumer.assign(assignment)
         self._consumer = consumer
+        # delivery reports of failures only: a Python callback per delivered message cost more than producing it
         self._producer = Producer({**self.config, "enable.idempotence": True, "acks": "all",
-                                   "partitioner": "murmur2_random", "linger.ms": 5, "compression.type": "lz4"})
+                                   "partitioner": "murmur2_random", "linger.ms": 5, "compression.type": "lz4",
+                                   "delivery.report.only.error": True})
         log.info("mapping stage reading %d partitions; %d trust template(s)", len(assignment),
                  len(self.directory.templates))
 
@@ -273,6 +320,7 @@ class MappingStage:
         assert self._consumer is not None
         messages = self._consumer.consume(self.poll_batch, timeout)
         moved: dict[tuple[str, int], int] = {}
+        data = []
         for message in messages:
             error = message.error()
             if error is not None:
@@ -280,9 +328,10 @@ class MappingStage:
                     self._pending_eof.discard((message.topic(), message.partition()))
                     continue
                 raise MappingStageError(f"consuming {message.topic()}: {error.str()}")
-            self.reader.apply(message)
+            data.append(message)
             partition, offset = coordinates(message)
             moved[(str(message.topic()), partition)] = offset + 1
+        self.reader.apply_batch(data)
         published = 0
         bootstrapping = not self.bootstrapped and not self._pending_eof
         if bootstrapping:
@@ -290,7 +339,7 @@ class MappingStage:
             published = self._publish(self.directory.drain(self._now_ms(), op="r"))
             log.info("mapping stage bootstrapped: %d employees, %d reference rows, %d mapped changes",
                      len(self.directory.employees), len(self.directory.references), published)
-        elif self.bootstrapped and self.directory.dirty:
+        elif self.bootstrapped and self.directory.pending:
             published = self._publish(self.directory.drain(self._now_ms()))
         with self._lock:
             for (topic, partition), offset in moved.items():

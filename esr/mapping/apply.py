@@ -18,13 +18,14 @@ assignment names a supervisor the view could not resolve reports that too.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from esr.mapping.catalogue import STANDARD_FIELDS, Kind, MappedValue, Scope, SourceField, find_source, is_udf_target
 from esr.mapping.catalogue import udf_name as _udf_name
-from esr.mapping.coerce import coerce
+from esr.mapping.coerce import COERCERS
 from esr.mapping.template import MappingTemplate, validate_template
 from esr.mapping.transforms import Concat, Transform, to_text
 from esr.mapping.view import EmployeeView, Row
@@ -61,16 +62,48 @@ def json_value(value: MappedValue) -> str | int | None:
 
 
 @dataclass(frozen=True, slots=True)
+class _Read:
+    """One source of a rule, resolved once: the view row it reads (index into `_rows`), the field, and the
+    coercion to its kind (never called with None)."""
+
+    row: int
+    field: str
+    coerce: Callable[[object], MappedValue]
+    key: str
+    line_manager: bool
+
+
+@dataclass(frozen=True, slots=True)
 class _Rule:
     target: str
     udf: str | None  # the UDF name for a UDF target
-    sources: tuple[SourceField, ...]
+    reads: tuple[_Read, ...]
     concat: Concat | None
     steps: tuple[Transform, ...]
-    target_kind: Kind
+    decimal: bool  # the target is a decimal: an int result becomes a Decimal
 
 
-def _compile_uncached(template: MappingTemplate) -> tuple[_Rule, ...]:
+@dataclass(frozen=True, slots=True)
+class CompiledTemplate:
+    """A validated template ready to apply: its rules resolved, its UDF names in order."""
+
+    rules: tuple[_Rule, ...]
+    udfs: tuple[str, ...]
+
+
+#: the view's rows in the order `_rows` gives them
+_SCOPE_ROW = {scope: index for index, scope in enumerate((
+    Scope.PERSON, Scope.PRIMARY_ASSIGNMENT, Scope.HOME_ADDRESS, Scope.LINE_MANAGER, Scope.WORK_LOCATION,
+    Scope.ORGANISATION, Scope.POSITION,
+))}
+
+
+def _read(source: SourceField) -> _Read:
+    return _Read(_SCOPE_ROW[source.scope], source.field, COERCERS[source.kind], source.key,
+                 source.scope is Scope.LINE_MANAGER)
+
+
+def _compile_uncached(template: MappingTemplate) -> CompiledTemplate:
     validate_template(template)
     compiled = []
     for rule in template.rules:
@@ -80,31 +113,37 @@ def _compile_uncached(template: MappingTemplate) -> tuple[_Rule, ...]:
         kind = template.target_kind(rule.target)
         assert kind is not None
         udf = _udf_name(rule.target) if is_udf_target(rule.target) else None
-        compiled.append(_Rule(rule.target, udf, sources, concat, steps, kind))
-    return tuple(compiled)
+        compiled.append(_Rule(rule.target, udf, tuple(map(_read, sources)), concat, steps, kind is Kind.DECIMAL))
+    return CompiledTemplate(tuple(compiled), tuple(definition.name for definition in template.udfs))
 
 
 _compile_cached = functools.lru_cache(maxsize=256)(_compile_uncached)
+#: the last templates compiled, by identity: hashing a template (every rule, every transform) each time an
+#: employee is mapped would cost more than the mapping; each entry keeps its template alive, so its id
+#: cannot be reused while it is here
+_RECENT: dict[int, tuple[MappingTemplate, CompiledTemplate]] = {}
+_RECENT_SIZE = 64
 
 
-def compile_template(template: MappingTemplate) -> tuple[_Rule, ...]:
+def compile_template(template: MappingTemplate) -> CompiledTemplate:
+    found = _RECENT.get(id(template))
+    if found is not None and found[0] is template:
+        return found[1]
     try:
         hash(template)
     except TypeError:  # a transform built with an unhashable setting: still valid, just not cached
         return _compile_uncached(template)
-    return _compile_cached(template)
+    compiled = _compile_cached(template)
+    if len(_RECENT) >= _RECENT_SIZE:
+        _RECENT.clear()
+    _RECENT[id(template)] = (template, compiled)
+    return compiled
 
 
-def _rows(view: EmployeeView) -> dict[Scope, Row | None]:
-    return {
-        Scope.PERSON: view.person,
-        Scope.PRIMARY_ASSIGNMENT: view.primary_assignment,
-        Scope.HOME_ADDRESS: view.home_address,
-        Scope.LINE_MANAGER: view.line_manager,
-        Scope.WORK_LOCATION: view.work_location,
-        Scope.ORGANISATION: view.organisation,
-        Scope.POSITION: view.position,
-    }
+def _rows(view: EmployeeView) -> tuple[Row | None, ...]:
+    """The row of each scope, in `_SCOPE_ROW` order."""
+    return (view.person, view.primary_assignment, view.home_address, view.line_manager, view.work_location,
+            view.organisation, view.position)
 
 
 def _unresolved_manager(view: EmployeeView) -> str | None:
@@ -116,41 +155,51 @@ def _unresolved_manager(view: EmployeeView) -> str | None:
 
 
 def apply_template(template: MappingTemplate, view: EmployeeView) -> MappedEmployee:
-    rules = compile_template(template)
+    compiled = compile_template(template)
     rows = _rows(view)
     unresolved_manager = _unresolved_manager(view)
     standard: dict[str, MappedValue] = dict.fromkeys(STANDARD_FIELDS)
-    udf: dict[str, MappedValue] = {definition.name: None for definition in template.udfs}
+    udf: dict[str, MappedValue] = dict.fromkeys(compiled.udfs)
     problems: list[MappingProblem] = []
+    target = ""
 
-    for rule in rules:
-        def note(message: str, target: str = rule.target) -> None:
-            problems.append(MappingProblem(target, message))
+    def note(message: str) -> None:  # the problems of the rule being applied (`target`)
+        problems.append(MappingProblem(target, message))
 
-        values: list[MappedValue] = []
-        for source in rule.sources:
-            row = rows[source.scope]
-            if source.scope is Scope.LINE_MANAGER and unresolved_manager is not None:
-                note(f"the line manager (person id {unresolved_manager}) is not known")
-            raw = None if row is None else row.get(source.field)
-            try:
-                values.append(coerce(raw, source.kind))
-            except ValueError as error:
-                note(f"{source.key}: {error}")
-                values.append(None)
-        value: MappedValue = values[0] if values else None
+    def read_value(read: _Read) -> MappedValue:
+        if read.line_manager and unresolved_manager is not None:
+            note(f"the line manager (person id {unresolved_manager}) is not known")
+        row = rows[read.row]
+        raw = None if row is None else row.get(read.field)
+        if raw is None:
+            return None
+        try:
+            return read.coerce(raw)
+        except ValueError as error:
+            note(f"{read.key}: {error}")
+            return None
+
+    for rule in compiled.rules:
+        target = rule.target
+        reads = rule.reads
+        value: MappedValue
         if rule.concat is not None:
-            value = rule.concat.join(values)
+            value = rule.concat.join([read_value(read) for read in reads])
+        elif len(reads) == 1:  # the usual rule: one source
+            value = read_value(reads[0])
+        else:
+            values = [read_value(read) for read in reads]
+            value = values[0] if values else None
         for transform in rule.steps:
             value = transform.apply(value, note)
-        if rule.target_kind is Kind.DECIMAL and isinstance(value, int):
+        if rule.decimal and isinstance(value, int):
             value = Decimal(value)
         if isinstance(value, str) and not value:
             value = None
         if rule.udf is not None:
             udf[rule.udf] = value
         else:
-            standard[rule.target] = value
+            standard[target] = value
     # One problem per target and message, in rule order (several line-manager sources say it once).
     unique = list(dict.fromkeys(problems))
     return MappedEmployee(standard, udf, unique)

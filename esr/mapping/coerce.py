@@ -10,8 +10,10 @@ Anything else raises `ValueError` with a message naming the value and the kind.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import re
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 
 from esr.format.values import parse_date, parse_timestamp
@@ -26,24 +28,32 @@ def as_date(value: object) -> dt.date | None:
     """A date from a date, a date-time (its date) or text; ValueError otherwise."""
     if value is None:
         return None
+    if isinstance(value, str):
+        return _text_date(value)
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
         return value
-    if isinstance(value, str):
-        text = value.strip()
-        if not text:
-            return None
-        if _ISO_DATE.fullmatch(text):
-            try:
-                return dt.date.fromisoformat(text)
-            except ValueError:
-                raise ValueError(f"{value!r} is not a calendar date") from None
-        if len(text) == 15 and text[8] == " ":
-            stamp = parse_timestamp(text)
-            return None if stamp is None else stamp.date()
-        return parse_date(text)
     raise ValueError(f"{value!r} is not a date")
+
+
+# Views rebuilt from JSON hold dates as text, and the same dates come back for employee after employee
+# (effective ends such as 4712-12-31, start and birth dates: tens of thousands at most): parsing each text
+# once pays. Dates are immutable.
+@functools.lru_cache(maxsize=1 << 16)
+def _text_date(value: str) -> dt.date | None:
+    text = value.strip()
+    if not text:
+        return None
+    if _ISO_DATE.fullmatch(text):
+        try:
+            return dt.date.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a calendar date") from None
+    if len(text) == 15 and text[8] == " ":
+        stamp = parse_timestamp(text)
+        return None if stamp is None else stamp.date()
+    return parse_date(text)
 
 
 def _as_datetime(value: object) -> dt.datetime | None:
@@ -114,18 +124,16 @@ def _as_text(value: object) -> str | None:
     return str(value)
 
 
+#: the coercion of a (non-None) value to each kind
+COERCERS: dict[Kind, Callable[[object], MappedValue]] = {
+    Kind.TEXT: _as_text,
+    Kind.DATE: as_date,
+    Kind.DATETIME: _as_datetime,
+    Kind.INT: _as_int,
+    Kind.DECIMAL: _as_decimal,
+}
+
+
 def coerce(value: object, kind: Kind) -> MappedValue:
     """`value` as a value of `kind` (None for a missing or blank value)."""
-    if value is None:
-        return None
-    match kind:
-        case Kind.TEXT:
-            return _as_text(value)
-        case Kind.DATE:
-            return as_date(value)
-        case Kind.DATETIME:
-            return _as_datetime(value)
-        case Kind.INT:
-            return _as_int(value)
-        case Kind.DECIMAL:
-            return _as_decimal(value)
+    return None if value is None else COERCERS[kind](value)

@@ -3,6 +3,7 @@ deletes, dead letters and a database outage."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 import time
@@ -81,6 +82,22 @@ def test_rows_keep_their_types_never_go_back_to_an_older_template_and_delete_sof
         conn.commit()
     assert rows(database_url)["3"][0] == "Back"
     assert rows(database_url)["3"][4] is False
+
+
+def test_each_write_moves_its_own_rows_only(database_url: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        write_rows(conn, [employee_row(mapped("1")), employee_row(mapped("2", surname="Jones"))])
+        conn.execute("UPDATE esr.employee SET surname = 'Edited' WHERE person_id = '1'")
+        refused = employee_row(mapped("4"))
+        refused = dataclasses.replace(refused, standard=tuple("not a date" if isinstance(v, dt.date) else v
+                                                              for v in refused.standard))
+        with pytest.raises(psycopg.errors.InvalidDatetimeFormat), conn.transaction():  # the batch rolls back
+            write_rows(conn, [employee_row(mapped("3")), refused])
+        write_rows(conn, [employee_row(mapped("5"))])  # the same transaction: 1 is not written again, 3 never
+        conn.commit()
+    got = rows(database_url)
+    assert sorted(got) == ["1", "2", "5"]
+    assert (got["1"][0], got["2"][0], got["5"][0]) == ("Edited", "Jones", "Smith")
 
 
 def test_a_value_that_is_not_of_its_kind_is_refused_before_the_database() -> None:

@@ -4,6 +4,9 @@ templates, deletes) and its convergence whatever the order of its inputs."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
+import uuid
 from typing import Any
 
 import pytest
@@ -19,6 +22,7 @@ from esr.mapping.versions import TemplateVersion
 from esr.mapping.view import EmployeeView
 from esr.profiles import DisplayWithAssignment, NhsOptions
 from streams.mapping import (
+    MAPPED_EVENT_NAMESPACE,
     MappingDirectory,
     Source,
     display_name,
@@ -372,3 +376,70 @@ def test_the_trusts_nhs_options_are_carried_in_the_mapped_change() -> None:
     assert changed["changes"] == [{"field": "display_name", "old": "Ann Smith", "new": "Ann Smith (Porter)"}]
     d.put_employee((VPD, "1"), None)
     assert d.drain(3)[0]["nhs"] == {}
+
+
+# -- what the directory does not do again ----------------------------------------------------------------
+
+def test_a_state_whose_mapped_rows_are_unchanged_is_mapped_again_only_after_a_template_or_option_change() -> None:
+    d = directory()
+    mapped: list[tuple[str, str]] = []
+    map_employee = d.map_employee
+
+    def counting(key: tuple[str, str]) -> dict[str, Any] | None:
+        mapped.append(key)
+        return map_employee(key)
+
+    d.map_employee = counting  # type: ignore[method-assign]
+    d.put_employee((VPD, "1"), snapshot("1"))
+    d.drain(1)
+    phone = snapshot("1")
+    phone["entities"]["PHONE"] = {"7": {"current": {"phone_id": "7", "number": "01632"}, "last_run": RUN}}
+    d.put_employee((VPD, "1"), phone, Source("esr.employees", 0, 5))  # a phone: nothing the mapping reads
+    assert d.pending
+    assert d.drain(2) == []
+    assert mapped == [(VPD, "1")]
+    d.set_template(custom())
+    d.put_employee((VPD, "1"), phone, Source("esr.employees", 0, 6))
+    [event] = d.drain(3)
+    assert (event["template_version"], event["source"]["offset"]) == (1, 6)
+    d.options[VPD] = NhsOptions(display_with_assignment=DisplayWithAssignment.JOB_NAME)
+    d.put_employee((VPD, "1"), phone)
+    d.drain(4)
+    assert len(mapped) == 3
+    d.put_employee((VPD, "1"), snapshot("1", run="2026-02-01"))  # the run date is read: mapped again
+    d.drain(5)
+    assert len(mapped) == 4
+
+
+def _field_changes_by_text(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[dict[str, str | None]]:
+    """field_changes as first written: every value flattened to text, then compared."""
+    def flat(record: dict[str, Any] | None) -> dict[str, str | None]:
+        if record is None:
+            return {}
+        values = {k: None if v is None else str(v) for k, v in record["standard"].items()}
+        values.update({k: None if v is None else str(v) for k, v in record.get("nhs", {}).items()})
+        values.update({f"udf.{k}": None if v is None else str(v) for k, v in record["udf"].items()})
+        return values
+
+    before, after = flat(old), flat(new)
+    return [{"field": name, "old": before.get(name), "new": after.get(name)}
+            for name in sorted(before.keys() | after.keys()) if before.get(name) != after.get(name)]
+
+
+_values = st.dictionaries(st.sampled_from(["surname", "title", "grade", "b", "username"]),
+                          st.one_of(st.none(), st.sampled_from(["1", "x", "y", ""]), st.integers(0, 2)), max_size=5)
+_records = st.one_of(st.none(), st.fixed_dictionaries({"standard": _values, "nhs": _values, "udf": _values}))
+
+
+@given(_records, _records)
+def test_field_changes_compare_the_values_as_text(old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+    assert field_changes(old, new) == _field_changes_by_text(old, new)
+
+
+@given(st.dictionaries(st.text(), st.one_of(st.none(), st.text(), st.integers(-5, 5),
+                                            st.lists(st.dictionaries(st.text(), st.text()), max_size=2))))
+def test_event_ids_hash_the_records_sorted_json(record: dict[str, Any]) -> None:
+    content = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    digest = hashlib.sha256(content.encode()).hexdigest()
+    expected = str(uuid.uuid5(MAPPED_EVENT_NAMESPACE, f"{VPD}:1:EMPLOYEE_MAPPED:{digest}"))
+    assert mapped_event_id(VPD, "1", "EMPLOYEE_MAPPED", record) == expected
