@@ -37,6 +37,7 @@ from psycopg import sql
 from bench.sink import BENCH_DIR, PARTITIONS, VPD, _admin_url, _database, _drop, copy_rows, create_event, plan_rows
 from connectors.file_source.ledger import Ledger
 from connectors.sink import SinkStats
+from connectors.sink.sink import tune_process
 from esr.config import Settings
 from esr.format.lines import Record
 from esr.format.reader import EsrFile
@@ -152,6 +153,7 @@ def main(argv: list[str] | None = None) -> None:
         with Ledger(url) as ledger:
             ledger.add_trust(VPD, "Benchmark NHS Trust")
         settings = Settings(data_dir=data_dir, bootstrap_servers=None, partitions=PARTITIONS)
+        tune_process()  # as `esr run` does: this process runs the ingest job and both sinks
         with Pipeline.open(settings, url, echo=lambda _: None) as pipeline:
             stages = timed_file(pipeline, url, full)
             total = stages.caught_up

@@ -1,15 +1,18 @@
 """PostgreSQL sink throughput: generated change events on esr.changes -> the read model.
 
-    python -m bench.sink [--employees 40000] [--batch-size 5000] [--sinks 1] [--no-pipeline] [--seed 1]
+    python -m bench.sink [--employees 40000] [--batch-size 5000] [--sinks 1] [--no-pipeline] [--no-tune]
+                         [--seed 1] [--skip-redelivery]
 
 The events are what a full file makes: one create event (NEW_STARTER, ASSIGNMENT_STARTED, HOME_ADDRESS_ADDED,
 ..., LOCATION_ADDED) per record of a generated full file (`esr.generate`, about 7.7 records per employee:
 40,000 employees = 307,000 events), `after` = the record's values as canonical text, `changes` = every field.
 They are encoded with `Encoder("change-event")` and produced to a fresh embedded broker (Tansu), then:
 
-  (a) sink        `Sink.drain()` into a freshly migrated database: decode, plan, look up the keys and event
-                  ids already held, COPY the new rows straight in (guarded upserts for the others), the
-                  offsets, one transaction per batch.
+  (a) sink        `Sink.drain()` into a freshly migrated database, in a process tuned as `python -m
+                  connectors.sink` tunes its own (`tune_process`; `--no-tune`: CPython's defaults): decode,
+                  plan, COPY the rows straight in (the first batch, and any after a batch that met rows or
+                  events already there, looks up the keys and event ids held first: guarded upserts for
+                  those), the offsets, one transaction per batch.
                   Timed from the first message taken to the last batch committed (the group join, ~3 s on
                   Tansu, and the idle check that ends a drain are reported apart);
   (b) redelivery  the same topic again under another group id: every event is already held, nothing changes;
@@ -162,9 +165,13 @@ class SinkRun:
     backend_cpu: float | None  # CPU seconds of its PostgreSQL backend (None: not on this machine)
 
 
-def _sink(bootstrap: str, url: str, group: str, batch_size: int, pipeline: bool, barrier: Any = None) -> SinkRun:
+def _sink(bootstrap: str, url: str, group: str, batch_size: int, pipeline: bool, tune: bool,
+          barrier: Any = None) -> SinkRun:
     from connectors.sink import Sink, SinkSettings
+    from connectors.sink.sink import tune_process
 
+    if tune:
+        tune_process()  # as `python -m connectors.sink` does
     settings = SinkSettings(bootstrap, url, group_id=group, batch_size=batch_size, batch_wait=0.2, pipeline=pipeline)
     if barrier is not None:
         barrier.wait()
@@ -210,14 +217,16 @@ def _sink_child(queue: Any, *args: Any) -> None:
         raise
 
 
-def _sinks(bootstrap: str, url: str, group: str, batch_size: int, count: int, pipeline: bool) -> list[SinkRun]:
+def _sinks(bootstrap: str, url: str, group: str, batch_size: int, count: int, pipeline: bool,
+           tune: bool) -> list[SinkRun]:
     """`count` sinks of one group; more than one: each in a process of its own, started together."""
     if count == 1:
-        return [_sink(bootstrap, url, group, batch_size, pipeline)]
+        return [_sink(bootstrap, url, group, batch_size, pipeline, tune)]
     barrier = _SPAWN.Barrier(count)
     queues = [_SPAWN.Queue() for _ in range(count)]
     processes = [_SPAWN.Process(target=_sink_child,
-                                args=(queue, bootstrap, url, group, batch_size, pipeline, barrier), daemon=True)
+                                args=(queue, bootstrap, url, group, batch_size, pipeline, tune, barrier),
+                                daemon=True)
                  for queue in queues]
     for process in processes:
         process.start()
@@ -334,6 +343,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-redelivery", action="store_true")
     parser.add_argument("--no-pipeline", dest="pipeline", action="store_false",
                         help="decode, plan and write in turn (SinkSettings.pipeline=False)")
+    parser.add_argument("--no-tune", dest="tune", action="store_false",
+                        help="keep CPython's collector and GIL switch settings (python -m connectors.sink sets "
+                             "them: connectors.sink.sink.tune_process)")
     args = parser.parse_args(argv)
 
     from esr.kafka.topics import ensure_topics
@@ -345,7 +357,9 @@ def main(argv: list[str] | None = None) -> None:
     directory = BENCH_DIR / f"sink-broker-{os.getpid()}"
     print(f"sink benchmark: {args.employees:,} employees' full file as change events, {PARTITIONS} partitions, "
           f"batches of {args.batch_size}, {args.sinks} sink process(es), "
-          f"{'writer thread' if args.pipeline else 'no writer thread'}, {os.cpu_count()} CPU(s)", flush=True)
+          f"{'writer thread' if args.pipeline else 'no writer thread'}, "
+          f"{'process tuned as python -m connectors.sink' if args.tune else 'CPython defaults'}, "
+          f"{os.cpu_count()} CPU(s)", flush=True)
     try:
         with EmbeddedBroker.create(directory) as broker:
             ensure_topics({"bootstrap.servers": broker.bootstrap_servers}, PARTITIONS)
@@ -355,7 +369,8 @@ def main(argv: list[str] | None = None) -> None:
             url = _database(admin_url, sink_db)
             broker_pid = broker.process.pid if broker.process is not None else 0
             before = _process_cpu(broker_pid)
-            runs = _sinks(broker.bootstrap_servers, url, "bench-sink", args.batch_size, args.sinks, args.pipeline)
+            runs = _sinks(broker.bootstrap_servers, url, "bench-sink", args.batch_size, args.sinks, args.pipeline,
+                          args.tune)
             after = _process_cpu(broker_pid)
             broker_cpu = after - before if after is not None and before is not None else None
             print(f"  load average during the run: {os.getloadavg()[0]:.2f} (other work on the machine slows it)")
@@ -367,7 +382,7 @@ def main(argv: list[str] | None = None) -> None:
             if not args.skip_redelivery:
                 before = _process_cpu(broker_pid)
                 again = _sinks(broker.bootstrap_servers, url, "bench-sink-redelivery", args.batch_size, args.sinks,
-                               args.pipeline)
+                               args.pipeline, args.tune)
                 after = _process_cpu(broker_pid)
                 _report("(b) redelivery (every event already held)", again,
                         after - before if after is not None and before is not None else None)

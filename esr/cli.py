@@ -741,6 +741,7 @@ def run(
     On a fresh embedded broker it first rebuilds the stream state from the files of earlier runs.
     """
     from connectors.file_source.ledger import Ledger
+    from connectors.sink.sink import tune_process
     from esr.generate import generate_files
     from esr.pipeline import Pipeline, PipelineError
 
@@ -758,6 +759,7 @@ def run(
                 ledger.add_trust(vpd, f"Sample NHS Trust {vpd}")
                 click.echo(f"registered sample trust {vpd}")
     since = _database_now(url)
+    tune_process()  # this process runs the ingest job and both sinks
     try:
         with Pipeline.open(settings, url, echo=click.echo) as pipeline:
             pipeline.rebuild_state()

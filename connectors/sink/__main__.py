@@ -16,7 +16,7 @@ import click
 
 from connectors.sink.database import reset_offsets
 from connectors.sink.employee import EmployeeSink
-from connectors.sink.sink import DEFAULT_GROUP, Sink, SinkSettings
+from connectors.sink.sink import DEFAULT_GROUP, Sink, SinkSettings, tune_process
 from esr.config import Settings
 from esr.kafka.topics import CHANGES
 
@@ -61,6 +61,7 @@ def main(bootstrap_servers: str | None, database_url: str | None, group: str, ba
          drain: bool, idle: float, timeout: float, redeliver: bool, employees: bool, verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    tune_process()
     settings = Settings()
     from esr.observability import metrics
 

@@ -2,21 +2,30 @@
 
 A batch, in one transaction:
 1. look up, in one round trip, which of its event ids `change_event` already holds (an event already held
-   writes nothing) and, per table, which of its keys already have a row;
+   writes nothing) and, per table, which of its keys already have a row (one index probe per id and key);
 2. per table, the rows of new keys are COPYed straight into the table; the others are COPYed into a
    temporary staging table and upserted: `INSERT .. SELECT .. ON CONFLICT DO UPDATE .. WHERE <guard>`, so a
    row only moves forward in (src_sequence, src_line_no);
 3. soft deletes (tombstones under the same guard, and PERSON_DELETED cascades), in position order;
-4. the change_event rows not yet held, COPYed straight into `change_event`;
-5. the consumed offsets into `esr.sink_offset`, fenced: each row must still hold the offset this sink
-   last read or wrote for the partition, otherwise another consumer has taken it over and the batch is
-   rolled back (`Fenced`);
-6. the caller's `before_commit` (dead letters are published and flushed there), then COMMIT.
+4. the change_event rows not yet held, COPYed straight into `change_event` (with the rows of step 2 when
+   the batch has no upserts and no deletes: no guard reads `change_event` in between);
+5. the consumed offsets into `esr.sink_offset` (one round trip), fenced: each row must still hold the
+   offset this sink last read or wrote for the partition, otherwise another consumer has taken it over and
+   the batch is rolled back (`Fenced`);
+6. the caller's `before_commit` (dead letters are published and flushed there), then COMMIT (durable: the
+   server's synchronous_commit).
+
+Straight in: once a look-up finds nothing (a full file: every key and event is new), the next batches skip
+it and COPY everything straight in (steps 2 and 4 without staging or savepoints), which is what the look-up
+would have decided; the primary keys check it. If one of them is there after all (a change file follows, or
+events are delivered again), the COPY fails on the unique key, the transaction is rolled back and the batch
+is written again after the look-up; batches look up again until a look-up finds nothing.
 
 A value the database refuses (SQLSTATE class 22 data exception or 23 integrity violation) fails the whole
-statement: the batch is then retried in halves under savepoints until the refused events are isolated;
-they are returned (for the dead-letter topic) and everything else is written. Any other error (connection
-lost, server shutting down, ...) propagates: the caller backs off and retries, nothing is written.
+statement: the transaction is rolled back and the batch written again in halves under savepoints until the
+refused events are isolated; they are returned (for the dead-letter topic) and everything else is written.
+Any other error (connection lost, server shutting down, ...) propagates: the caller backs off and retries,
+nothing is written.
 
 The straight COPYs (steps 2 and 4) are what makes a full file fast: no staging and no conflict handling for
 rows that cannot conflict. Should another writer insert one of those keys between the look-up and the
@@ -144,16 +153,21 @@ def _cascade_sql(spec: TableSpec) -> sql.Composed:
 
 
 def _existing_sql(spec: TableSpec) -> sql.Composed:
-    """(table, vpd, key) of the rows the table holds among the keys given as two arrays. A lateral probe of
-    the primary key per key, whatever the statistics say: a join could hash the whole table every batch."""
+    """(table, vpd, key) of the rows the table holds among the keys given as two arrays (binary parameters:
+    psycopg dumps a list of thousands of str five times faster so). A lateral probe of the primary key per
+    key, whatever the statistics say: a join could hash the whole table every batch."""
     return sql.SQL(
-        "SELECT {name}, k.vpd, k.id FROM unnest(%s::text[], %s::text[]) AS k(vpd, id) CROSS JOIN LATERAL "
+        "SELECT {name}, k.vpd, k.id FROM unnest(%b::text[], %b::text[]) AS k(vpd, id) CROSS JOIN LATERAL "
         "(SELECT 1 FROM esr.{table} t WHERE t.vpd = k.vpd AND t.{key} = k.id LIMIT 1) AS found"
     ).format(name=sql.Literal(spec.name), table=sql.Identifier(spec.name), key=sql.Identifier(spec.key_column))
 
 
-# (NULL, NULL, event_id) of the events change_event holds among the ids given
-_HELD = sql.SQL("SELECT NULL, NULL, event_id FROM esr.change_event WHERE event_id = ANY(%s::text[])")
+# (NULL, NULL, event_id) of the events change_event holds among the ids given: a probe of the primary key per
+# id, as in _existing_sql (`event_id = ANY(..)` was planned as a scan of the whole table once it had grown)
+_HELD = sql.SQL(
+    "SELECT NULL, NULL, k.id FROM unnest(%b::text[]) AS k(id) CROSS JOIN LATERAL "
+    "(SELECT 1 FROM esr.change_event c WHERE c.event_id = k.id LIMIT 1) AS found"
+)
 _UNION = sql.SQL(" UNION ALL ")
 _LAST_EVENT_ID = -2  # where a state row holds last_event_id (GUARD_COLUMNS end with it and last_event_type)
 _EVENT_TS = CHANGE_EVENT_COLUMNS.index("event_ts")
@@ -178,6 +192,15 @@ ON CONFLICT (consumer_group, topic, partition) DO UPDATE
    SET next_offset = EXCLUDED.next_offset, topic_id = EXCLUDED.topic_id, updated_at = now()
  WHERE o.next_offset IS NOT DISTINCT FROM %(expected)s
 """
+_STORE_OFFSETS = STORE_OFFSET + "RETURNING o.topic, o.partition"  # for every partition of a batch at once
+
+
+class _Refused(Exception):
+    """Applying a batch in one go met a refusal (`error`); its transaction is rolled back."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,11 +223,10 @@ class OffsetUpdate:
 class SinkDatabase:
     """One connection, its staging tables and the statements of every table. Not thread-safe."""
 
-    def __init__(self, url: str, group: str, *, connect_timeout: int = 5, synchronous_commit: bool = False) -> None:
+    def __init__(self, url: str, group: str, *, connect_timeout: int = 5) -> None:
         self.url = url
         self.group = group
         self.connect_timeout = connect_timeout
-        self.synchronous_commit = synchronous_commit
         self._conn: psycopg.Connection[Any] | None = None
         self._columns = {spec.name: spec.columns for spec in TABLES}
         self._columns["change_event"] = CHANGE_EVENT_COLUMNS
@@ -221,6 +243,7 @@ class SinkDatabase:
         self._upsert = {spec.name: _upsert_sql(spec) for spec in TABLES}
         self._tombstone = {spec.name: _tombstone_sql(spec) for spec in TABLES}
         self._cascade = [_cascade_sql(spec) for spec in PERSON_CHILD_TABLES]
+        self._straight = False  # the last look-up found nothing: the next batch goes straight in (module doc)
 
     # -- connection -------------------------------------------------------------------------------------
     @property
@@ -228,11 +251,13 @@ class SinkDatabase:
         return self._conn is not None and not self._conn.closed and not self._conn.broken
 
     def connect(self) -> psycopg.Connection[Any]:
+        """The connection, in autocommit: a statement outside `transaction()` is a round trip of its own."""
         if self._conn is not None and self.connected:
             return self._conn
         self.close()
         conn = psycopg.connect(
             self.url,
+            autocommit=True,
             application_name=APPLICATION_NAME,
             connect_timeout=self.connect_timeout,
             # a dead peer is noticed in seconds, not after the kernel's two hours
@@ -242,10 +267,6 @@ class SinkDatabase:
         conn.adapters.register_dumper(JsonText, _JsonTextDumper)
         try:
             with conn.transaction():
-                if not self.synchronous_commit:
-                    # Safe here: a commit lost in a server crash takes its offsets with it, so the sink reads
-                    # those events again (fencing or the reconnect sends it back to the stored offsets).
-                    conn.execute("SET synchronous_commit = off")
                 # batches of a few thousand keys: index probes, never parallel workers started for each statement
                 conn.execute("SET max_parallel_workers_per_gather = 0")
                 for name, columns in self._columns.items():
@@ -282,68 +303,106 @@ class SinkDatabase:
         doc). `refused`: events refused before they got here (undecodable), handed to `before_commit` with
         the mapping's and the database's refusals."""
         conn = self.connect()
-        result = WriteResult()
         batch_plan = batch if isinstance(batch, Plan) else plan(batch)
+        offsets = list(offsets)
+        look_up = not self._straight
+        refusal: Exception | None = None
+        while True:
+            try:
+                return self._write(conn, batch_plan, offsets, before_commit, refused, look_up, refusal)
+            except _Refused as exc:
+                if not look_up and isinstance(exc.error, errors.UniqueViolation):
+                    log.info("a key or event of the batch is there already (%s); looking up what is held",
+                             describe(exc.error))
+                    self._straight = False
+                    look_up = True
+                else:
+                    log.info("a batch of %d events was refused (%s); isolating the refused events",
+                             len(batch_plan.consumed), describe(exc.error))
+                    refusal = exc.error
+
+    def _write(self, conn: psycopg.Connection[Any], batch_plan: Plan, offsets: Sequence[OffsetUpdate],
+               before_commit: Callable[[list[Refusal]], None] | None, refused: Sequence[Refusal], look_up: bool,
+               refusal: Exception | None) -> WriteResult:
+        """One transaction of `write`: the batch in one go (`_Refused` if it meets a refusal), or, given the
+        refusal it met, in halves."""
+        result = WriteResult()
         with conn.transaction():
-            self._isolate(conn, batch_plan, result, top=True)
-            for update in offsets:
-                cursor = conn.execute(STORE_OFFSET, {
-                    "group": self.group, "topic": update.topic, "partition": update.partition,
-                    "next_offset": update.next_offset, "topic_id": update.topic_id, "expected": update.expected,
-                })
-                if cursor.rowcount != 1:
-                    raise Fenced(
-                        f"{update.topic}[{update.partition}]: the stored offset is no longer {update.expected}; "
-                        f"another sink in group {self.group!r} has written it"
-                    )
+            if refusal is None:
+                try:
+                    applied = self._apply(conn, batch_plan, look_up=look_up)
+                except Exception as exc:
+                    if not is_refusal(exc) or conn.broken:
+                        raise
+                    raise _Refused(exc) from exc
+                _count(result, batch_plan, applied)
+            else:
+                self._isolate(conn, batch_plan, result, refusal)
+            self._store_offsets(conn, offsets)
             result.refused[:0] = refused
             if before_commit is not None:
                 before_commit(result.refused)
         return result
 
-    def _isolate(self, conn: psycopg.Connection[Any], batch_plan: Plan, result: WriteResult, top: bool) -> None:
-        """Apply `batch_plan`; on a refusal, apply its halves in turn until the refused events stand alone."""
-        batch = batch_plan.consumed
-        try:
-            with conn.transaction():  # a savepoint
-                applied = self._apply(conn, batch_plan, clear=not top)
-        except Exception as exc:
-            if not is_refusal(exc) or conn.broken:
-                raise
-            unmappable = {id(r.consumed) for r in batch_plan.refused}
-            mapped = [c for c in batch if id(c) not in unmappable]
-            if len(mapped) <= 1:
-                result.refused.extend(batch_plan.refused)
-                if mapped:
-                    result.refused.append(Refusal(mapped[0], f"refused by PostgreSQL: {describe(exc)}"))
-                    log.warning("PostgreSQL refused %s[%s]@%s: %s", mapped[0].topic, mapped[0].partition,
-                                mapped[0].offset, describe(exc))
-                return
-            result.isolations += 1
-            if top:
-                log.info("a batch of %d events was refused (%s); isolating the refused events", len(batch),
-                         describe(exc))
-            middle = len(batch) // 2
-            self._isolate(conn, plan(batch[:middle]), result, top=False)
-            self._isolate(conn, plan(batch[middle:]), result, top=False)
+    def _store_offsets(self, conn: psycopg.Connection[Any], offsets: Sequence[OffsetUpdate]) -> None:
+        """Every partition's STORE_OFFSET in one round trip (a pipeline); `Fenced` if one did not move."""
+        if not offsets:
             return
-        result.refused.extend(batch_plan.refused)
-        result.events += len(batch_plan.change_events)
-        result.change_events += applied.change_events
-        result.state_rows += applied.state.total()
-        result.cascaded += applied.cascaded.total()
-        result.rows.update(applied.state)
-        result.rows.update(applied.cascaded)
-        if applied.change_events:
-            result.rows["change_event"] += applied.change_events
-            result.event_times.extend(t for row in applied.events if (t := row[_EVENT_TS]) is not None)
-
-    def _apply(self, conn: psycopg.Connection[Any], batch_plan: Plan, *, clear: bool) -> _Applied:
         cursor = conn.cursor()
-        held, existing = self._look_up(cursor, batch_plan)
+        cursor.executemany(_STORE_OFFSETS, [{
+            "group": self.group, "topic": update.topic, "partition": update.partition,
+            "next_offset": update.next_offset, "topic_id": update.topic_id, "expected": update.expected,
+        } for update in offsets], returning=True)
+        moved = set(cursor.fetchall())
+        while cursor.nextset():
+            moved.update(cursor.fetchall())
+        for update in offsets:
+            if (update.topic, update.partition) not in moved:
+                raise Fenced(
+                    f"{update.topic}[{update.partition}]: the stored offset is no longer {update.expected}; "
+                    f"another sink in group {self.group!r} has written it"
+                )
+
+    def _isolate(self, conn: psycopg.Connection[Any], batch_plan: Plan, result: WriteResult,
+                 refusal: Exception | None = None) -> None:
+        """Apply `batch_plan` under a savepoint; on a refusal (`refusal`: the one applying it has met already),
+        apply its halves in turn until the refused events stand alone."""
+        batch = batch_plan.consumed
+        if refusal is None:
+            try:
+                with conn.transaction():  # a savepoint
+                    applied = self._apply(conn, batch_plan, look_up=True, clear=True)
+            except Exception as exc:
+                if not is_refusal(exc) or conn.broken:
+                    raise
+                refusal = exc
+            else:
+                _count(result, batch_plan, applied)
+                return
+        unmappable = {id(r.consumed) for r in batch_plan.refused}
+        mapped = [c for c in batch if id(c) not in unmappable]
+        if len(mapped) <= 1:
+            result.refused.extend(batch_plan.refused)
+            if mapped:
+                result.refused.append(Refusal(mapped[0], f"refused by PostgreSQL: {describe(refusal)}"))
+                log.warning("PostgreSQL refused %s[%s]@%s: %s", mapped[0].topic, mapped[0].partition,
+                            mapped[0].offset, describe(refusal))
+            return
+        result.isolations += 1
+        middle = len(batch) // 2
+        self._isolate(conn, plan(batch[:middle]), result)
+        self._isolate(conn, plan(batch[middle:]), result)
+
+    def _apply(self, conn: psycopg.Connection[Any], batch_plan: Plan, *, look_up: bool,
+               clear: bool = False) -> _Applied:
+        """Write the plan's rows. `look_up` False: straight in, no savepoint, the unique keys raising if
+        anything is there (module doc). `clear`: empty the staging tables after (a later apply in the same
+        transaction must not see these rows again)."""
+        cursor = conn.cursor()
+        held, existing = self._look_up(cursor, batch_plan) if look_up else (set(), {})
         state: Counter[str] = Counter()
-        new: dict[str, list[tuple[Any, ...]]] = {}  # rows of keys no row has yet, by table
-        upserted: dict[str, list[tuple[Any, ...]]] = {}
+        new: dict[str, Sequence[tuple[Any, ...]]] = {}  # rows of keys no row has yet, by table
+        upserted: dict[str, Sequence[tuple[Any, ...]]] = {}
         for name, planned in batch_plan.upserts.items():
             rows = [row for row in planned if row[_LAST_EVENT_ID] not in held] if held else planned
             there = existing.get(name)
@@ -352,15 +411,24 @@ class SinkDatabase:
                 upserted[name] = [row for row in rows if (row[0], row[1]) in there]
             else:
                 new[name] = rows
-        if any(new.values()):
-            if self._copy_straight_in(conn, cursor, new):
+        events = [row for row in batch_plan.change_events if row[0] not in held] if held else batch_plan.change_events
+        straight = {name: rows for name, rows in new.items() if rows}
+        if events and not batch_plan.deletes and not any(upserted.values()):
+            straight["change_event"] = events  # no guard reads change_event in between: with the rows
+        inserted: int | None = None  # change_event rows, once inserted
+        if straight:
+            if self._copy_straight_in(conn, cursor, straight, savepoint=look_up):
                 state.update({name: len(rows) for name, rows in new.items()})
+                if "change_event" in straight:
+                    inserted = len(events)
             else:
                 upserted = {name: [*new.get(name, ()), *upserted.get(name, ())] for name in batch_plan.upserts}
+        if look_up:
+            self._straight = not held and not existing and not upserted
         staged: list[str] = []
-        for name, rows in upserted.items():
-            if rows:
-                self._copy_rows(cursor, self._copy[name], name, rows)
+        for name, pending in upserted.items():
+            if pending:
+                self._copy_rows(cursor, self._copy[name], name, pending)
                 staged.append(name)
                 cursor.execute(self._upsert[name])
                 state[name] += max(cursor.rowcount, 0)
@@ -375,21 +443,20 @@ class SinkDatabase:
                 for spec, statement in zip(PERSON_CHILD_TABLES, self._cascade, strict=True):
                     cursor.executemany(statement, params)
                     cascaded[spec.name] += max(cursor.rowcount, 0)
-        # after the deletes: their guard must not see this batch's own events as already held
-        events = [row for row in batch_plan.change_events if row[0] not in held] if held else batch_plan.change_events
-        inserted = 0
-        if events:
-            if self._copy_straight_in(conn, cursor, {"change_event": events}):
+        # after the upserts and deletes: their guards must not see this batch's own events as already held
+        if inserted is None and events:
+            if "change_event" not in straight and self._copy_straight_in(
+                    conn, cursor, {"change_event": events}, savepoint=look_up):
                 inserted = len(events)
             else:
                 self._copy_rows(cursor, self._copy["change_event"], "change_event", events)
                 staged.append("change_event")
                 cursor.execute(_INSERT_CHANGE_EVENTS)
                 inserted = max(cursor.rowcount, 0)
-        if clear:  # a later apply in the same transaction must not see these rows again
+        if clear:
             for name in staged:
                 cursor.execute(sql.SQL("TRUNCATE pg_temp.{}").format(_stage_name(name)))
-        return _Applied(inserted, +state, +cascaded, events)
+        return _Applied(inserted or 0, +state, +cascaded, events)
 
     def _look_up(self, cursor: psycopg.Cursor[Any],
                  batch_plan: Plan) -> tuple[set[str], dict[str, set[tuple[str, str]]]]:
@@ -415,14 +482,18 @@ class SinkDatabase:
         return held, existing
 
     def _copy_straight_in(self, conn: psycopg.Connection[Any], cursor: psycopg.Cursor[Any],
-                          tables: Mapping[str, Sequence[tuple[Any, ...]]]) -> bool:
-        """COPY rows of keys not held yet straight into their tables, under one savepoint; False (nothing
-        written) if another writer inserted one of them since the look-up (module doc)."""
+                          tables: Mapping[str, Sequence[tuple[Any, ...]]], *, savepoint: bool) -> bool:
+        """COPY rows of keys not held yet straight into their tables. `savepoint`: under one, False (nothing
+        written) if another writer inserted one of them since the look-up (module doc); else a unique key
+        already there raises."""
+        if not savepoint:
+            for name, rows in tables.items():
+                self._copy_rows(cursor, self._copy_straight[name], name, rows)
+            return True
         try:
             with conn.transaction():  # a savepoint
                 for name, rows in tables.items():
-                    if rows:
-                        self._copy_rows(cursor, self._copy_straight[name], name, rows)
+                    self._copy_rows(cursor, self._copy_straight[name], name, rows)
         except errors.UniqueViolation as exc:
             log.info("a key was inserted by another writer since the look-up (%s); upserting instead", describe(exc))
             return False
@@ -437,14 +508,28 @@ class SinkDatabase:
                 write_row(row)
 
 
+def _count(result: WriteResult, batch_plan: Plan, applied: _Applied) -> None:
+    """Add what applying `batch_plan` wrote to `result`."""
+    result.refused.extend(batch_plan.refused)
+    result.events += len(batch_plan.change_events)
+    result.change_events += applied.change_events
+    result.state_rows += applied.state.total()
+    result.cascaded += applied.cascaded.total()
+    result.rows.update(applied.state)
+    result.rows.update(applied.cascaded)
+    if applied.change_events:
+        result.rows["change_event"] += applied.change_events
+        result.event_times.extend(t for row in applied.events if (t := row[_EVENT_TS]) is not None)
+
+
 class _JsonTextDumper(Dumper):
     """Binary jsonb from JSON text; registered for the jsonb oid, so binary COPY uses it for any str."""
 
     oid = postgres.types["jsonb"].oid
     format = pq.Format.BINARY
 
-    def dump(self, obj: Any) -> bytes:
-        return b"\x01" + str(obj).encode()
+    def dump(self, obj: str) -> bytes:
+        return b"\x01" + obj.encode()
 
 
 def _runs(deletes: Sequence[Tombstone | Cascade]) -> Iterator[list[Any]]:

@@ -132,15 +132,15 @@ class TableSpec:
     layout: Layout
     data_columns: tuple[Column, ...]
 
-    @property
+    @cached_property
     def entity_type(self) -> str:
         return self.layout.entity.value
 
-    @property
+    @cached_property
     def key_column(self) -> str:
         return self.layout.key_field
 
-    @property
+    @cached_property
     def person_scoped(self) -> bool:
         return self.layout.person_scoped
 
@@ -413,6 +413,18 @@ def json_changes(changes: Sequence[Mapping[str, Any]] | str | None) -> JsonText:
     ]) + "]")
 
 
+_event_times: dict[int, dt.datetime] = {}  # ts_ms -> event_ts: a batch's events share a few milliseconds
+
+
+def _event_ts(ts_ms: int) -> dt.datetime:
+    found = _event_times.get(ts_ms)
+    if found is None:
+        if len(_event_times) > 4096:
+            _event_times.clear()
+        found = _event_times[ts_ms] = dt.datetime.fromtimestamp(ts_ms / 1000, dt.UTC)
+    return found
+
+
 def change_event_row(consumed: Consumed) -> Row:
     """The `change_event` row (CHANGE_EVENT_COLUMNS order); `changes` as JSON text."""
     event = consumed.event
@@ -442,7 +454,7 @@ def change_event_row(consumed: Consumed) -> Row:
         consumed.topic,
         consumed.partition,
         consumed.offset,
-        dt.datetime.fromtimestamp(ts_ms / 1000, dt.UTC) if ts_ms else None,
+        _event_ts(ts_ms) if ts_ms else None,
     )
 
 

@@ -122,7 +122,10 @@ def _release(message: Message) -> Release | None:
     if not headers:
         return None
     pairs = list(headers.items()) if isinstance(headers, dict) else headers
-    if not any(pair[0] == RELEASE for pair in pairs):  # the common case, no dict built
+    for pair in pairs:
+        if pair[0] == RELEASE:
+            break
+    else:  # the common case, no dict built
         return None
     found = {pair[0]: pair[1] if isinstance(pair[1], bytes) else str(pair[1] or "").encode() for pair in pairs}
     return Release.from_headers(found.get)
@@ -136,9 +139,7 @@ class SinkParking:
     def _parks(self, db: SinkDatabase, topic_id: str | None) -> dict[bytes, Park]:
         """The group's parks (those of another incarnation of the topic are left out: their locations
         name other events; the next write of the key replaces them)."""
-        conn = db.connect()
-        with conn.transaction():
-            rows = conn.execute(_PARKS, (self.group, self.topic)).fetchall()
+        rows = db.connect().execute(_PARKS, (self.group, self.topic)).fetchall()  # autocommit: one round trip
         return {
             key.encode(): Park(Origin.parse(blocker), releasing, None if straggler is None else Origin.parse(straggler))
             for key, blocker, releasing, straggler, stored_id in rows
