@@ -8,6 +8,9 @@ Decoding is the sink's largest cost (a full-file event carries ~25 fields in `af
   instead of a list of dicts that would be serialised afterwards;
 * skips `before` (the read model keeps `after`; `changes` carries the old values): the value is None.
 
+The native codec (`esr.codec.native`) reads such a message first, the same way (`_native.read_change`);
+whatever it refuses, this module's Python code reads, or reports as it does without the native code.
+
 Any other message (an older schema version, Confluent framing with a registry) goes through the generic
 decoder, and the mapping renders its `changes` list itself. The reader relies on the schema's exact shape;
 `FastChangeReader.enabled` is False (everything generic, just slower) if the latest schema is not that
@@ -17,12 +20,13 @@ shape, and the unit tests compare both readers on generated events.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Callable
 from typing import Any
 
 from connectors.sink.mapping import JsonText
-from esr.codec import Decoder, UndecodableMessage
+from esr.codec import Decoder, UndecodableMessage, native
 from esr.codec.framing import SINGLE_OBJECT_HEADER_SIZE, SINGLE_OBJECT_MAGIC, fingerprint
 from esr.codec.reader import read_long, read_size
 from esr.codec.schemas import latest
@@ -149,9 +153,34 @@ class FastChangeReader:
         # field names as read (bytes) -> what they become: few, and every event repeats them
         self._heads: dict[bytes, tuple[str, str]] = {}  # -> ('{"field":<name>,"old":', the same + 'null,"new":')
         self._keys: dict[bytes, str] = {}  # -> the name, as a key of `after`
+        self._native: Callable[[bytes, int], dict[str, Any]] | None = None
+        if native.module is not None and native.enabled():
+            self._native = functools.partial(
+                native.module.read_change, self._event_types, self._ops, self._entity_types, self._extract_types,
+                self._dates, self._date, self._run_dates, self._run_date, JsonText,
+            )
+
+    def _date(self, days: int) -> dt.date:
+        found = self._dates.get(days)
+        if found is None:
+            found = self._dates[days] = dt.date.fromordinal(days + _EPOCH_ORDINAL)
+        return found
+
+    def _run_date(self, millis: int) -> dt.datetime:
+        found = self._run_dates.get(millis)
+        if found is None:
+            if len(self._run_dates) > 4096:
+                self._run_dates.clear()
+            found = self._run_dates[millis] = _EPOCH + dt.timedelta(milliseconds=millis)
+        return found
 
     def decode(self, data: bytes) -> dict[str, Any]:
         if self.enabled and data[:SINGLE_OBJECT_HEADER_SIZE] == self._header:
+            if self._native is not None:
+                try:
+                    return self._native(data, SINGLE_OBJECT_HEADER_SIZE)
+                except Exception:
+                    pass  # refused (or corrupt): the Python reader reads it, or reports it
             try:
                 return self._read(data, SINGLE_OBJECT_HEADER_SIZE)
             except Exception as exc:  # a corrupt body surfaces as many exception classes
@@ -296,11 +325,7 @@ class FastChangeReader:
             raise ValueError(f"union branch {index}")
 
         days, p = optional_long(b, p)
-        effective_date = None
-        if days is not None:
-            effective_date = self._dates.get(days)
-            if effective_date is None:
-                effective_date = self._dates[days] = dt.date.fromordinal(days + _EPOCH_ORDINAL)
+        effective_date = None if days is None else self._date(days)
 
         file_name, p = string(b, p)
         file_sha256, p = string(b, p)
@@ -308,13 +333,7 @@ class FastChangeReader:
         extract_index, p = optional_long(b, p)
         extract_type = None if extract_index is None else self._extract_types[extract_index]
         millis, p = optional_long(b, p)
-        run_date = None
-        if millis is not None:
-            run_date = self._run_dates.get(millis)
-            if run_date is None:
-                if len(self._run_dates) > 4096:
-                    self._run_dates.clear()
-                run_date = self._run_dates[millis] = _EPOCH + dt.timedelta(milliseconds=millis)
+        run_date = None if millis is None else self._run_date(millis)
         record_code, p = optional_string(b, p)
         line_no, p = optional_long(b, p)
         topic, p = optional_string(b, p)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from fastavro import parse_schema, schemaless_reader
 
+from esr.codec import native
 from esr.codec.framing import (
     CONTENT_TYPE_HEADER,
     SINGLE_OBJECT_HEADER_SIZE,
@@ -167,15 +168,24 @@ class Decoder:
         self._by_fingerprint: dict[bytes, ReadFn] = {
             fingerprint(schema): _resolving_reader(schema, self._reader) for schema in versions[:-1]
         }
-        self._by_fingerprint[fingerprint(versions[-1])] = compile_reader(versions[-1], text_records=text_records)
         # the common case, tested first: single-object framing, written with the latest version
         self._latest_header = single_object_header(versions[-1])
-        self._read_latest = self._by_fingerprint[fingerprint(versions[-1])]
+        self._read_latest = self._by_fingerprint[fingerprint(versions[-1])] = compile_reader(
+            versions[-1], text_records=text_records, header=self._latest_header)
         self._latest_what = f"fingerprint {fingerprint(versions[-1]).hex()}"
         self._by_id: dict[int, ReadFn | str] = {}  # str: why the id cannot be used
+        # the native reader checks the header itself (it refuses other messages, and whatever it cannot read)
+        self._native_decode: Callable[[bytes], dict[str, Any]] | None = None
+        if native.module is not None and isinstance(self._read_latest, native.module.Reader):
+            self._native_decode = self._read_latest.decode
 
     def decode(self, data: bytes) -> dict[str, Any]:
         """The event as a dict in the latest schema's shape (payload: a plain dict, enums: symbols)."""
+        if self._native_decode is not None:
+            try:
+                return self._native_decode(data)
+            except Exception:
+                pass  # another writer schema, or refused: read below (its values and errors are the reference)
         if data[:SINGLE_OBJECT_HEADER_SIZE] == self._latest_header:
             read, offset, what = self._read_latest, SINGLE_OBJECT_HEADER_SIZE, self._latest_what
         else:

@@ -8,7 +8,9 @@ record type, every field's branch decided at compile time) and writes the same b
 
 Each schema is compiled twice: reference code, and fast code for the common case (plain dicts holding every
 field, strings under 16 KiB) that raises at anything else, whereupon the reference code writes the datum
-(or raises what it raises). Dates and amounts are memoised, varints of up to 42 bits come from tables.
+(or raises what it raises). With the native codec (`native`), C code interpreting a program compiled here
+(`_Programs`, with the same memos and tables) takes the fast code's place: ~3.5x faster again.
+Dates and amounts are memoised, varints of up to 42 bits come from tables.
 `compile_template` writes records whose constant fields were encoded once (see `Template`).
 
 Rules: a union with more than one non-null branch takes fastavro's tuple notation `(name, value)`; a
@@ -21,14 +23,21 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import operator
 import struct
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Context, Decimal, Inexact
 from typing import Any
 
 from fastavro import parse_schema
+
+from esr.codec import native
+from esr.codec.native import WriteOp
+
+log = logging.getLogger(__name__)
 
 Schema = dict[str, Any]
 WriteFn = Callable[[Mapping[str, Any]], bytes]
@@ -463,6 +472,81 @@ class _Compiler:
         lines.append(f"{body}{writer}({value}, a)")
 
 
+class _Programs:
+    """The program of the native writer (`native`) that writes what `_Compiler`'s reference code writes,
+    byte for byte (the same memos and tables), for the common case: dicts holding every field, lists,
+    exact str / int / bytes values. NotImplementedError for what it cannot express."""
+
+    def __init__(self, named: dict[str, Any]) -> None:
+        self.named = named
+        self.open: set[str] = set()  # records being compiled: a recursive schema is not supported
+
+    def record(self, schema: Schema) -> tuple[Any, ...]:
+        name = schema["name"]
+        if name in self.open:
+            raise NotImplementedError(f"{name}: a recursive schema")
+        self.open.add(name)
+        fields = schema["fields"]
+        programs = tuple(self.value(f["type"], f"{name}.{f['name']}") for f in fields)
+        self.open.discard(name)
+        return (WriteOp.W_RECORD, tuple(sys.intern(f["name"]) for f in fields), programs)
+
+    def value(self, schema: Any, where: str, union_index: int | None = None) -> tuple[Any, ...]:
+        """`union_index`: as in `_Compiler.emit`, for the logical types, whose memos write the index too."""
+        if isinstance(schema, str) and schema in self.named:
+            schema = self.named[schema]
+        if isinstance(schema, list):
+            return self.union(schema, where)
+        if isinstance(schema, dict) and schema["type"] in _PRIMITIVES and "logicalType" not in schema:
+            schema = schema["type"]
+        kind = schema if isinstance(schema, str) else schema["type"]
+        logical = None if isinstance(schema, str) else schema.get("logicalType")
+        if logical is not None:
+            if kind == "bytes" and logical == "decimal":
+                prefix = b"" if union_index is None else encode_long(union_index)
+                memo = _decimal_writer(schema["precision"], schema.get("scale", 0), prefix)
+            elif (kind, logical) in _LOGICAL:
+                memo = _logical_memo(kind, logical, union_index)
+            else:
+                raise NotImplementedError(f"{where}: logical type {logical!r} on {kind!r}")
+            return (WriteOp.W_MEMO, memo.cache, memo.miss)
+        match kind:
+            case "null" | "boolean" | "int" | "long" | "string" | "bytes":
+                return (_SIMPLE[kind],)
+            case "float" | "double":
+                return (WriteOp.W_CALL, struct.Struct("<f" if kind == "float" else "<d").pack)
+            case "fixed":
+                return (WriteOp.W_FIXED, schema["size"])
+            case "enum":
+                return (WriteOp.W_ENUM, {sys.intern(s): encode_long(i) for i, s in enumerate(schema["symbols"])})
+            case "record" | "error":
+                return self.record(schema)
+            case "array":
+                return (WriteOp.W_ARRAY, self.value(schema["items"], f"{where}[]"))
+            case "map":
+                return (WriteOp.W_MAP, self.value(schema["values"], f"{where}{{}}"))
+        raise NotImplementedError(f"{where}: Avro type {kind!r}")
+
+    def union(self, branches: list[Any], where: str) -> tuple[Any, ...]:
+        null = next((i for i, b in enumerate(branches) if b == "null"), None)
+        others = [(i, b) for i, b in enumerate(branches) if b != "null"]
+        if len(others) == 1:
+            if null is None:
+                raise NotImplementedError(f"{where}: a union of one branch")
+            index, branch = others[0]
+            program = self.value(branch, where, union_index=index)
+            written = b"" if program[0] == WriteOp.W_MEMO else encode_long(index)  # a memo writes the index
+            return (WriteOp.W_NULLABLE, encode_long(null), written, program)
+        table = {_branch_name(b): (encode_long(i), self.value(b, where)) for i, b in others}
+        return (WriteOp.W_UNION, None if null is None else encode_long(null), table)
+
+
+_SIMPLE = {
+    "null": WriteOp.W_NULL, "boolean": WriteOp.W_BOOL, "int": WriteOp.W_LONG, "long": WriteOp.W_LONG,
+    "string": WriteOp.W_STRING, "bytes": WriteOp.W_BYTES,
+}
+
+
 def _name_bytes(name: str) -> bytes:
     """A string as Avro writes it (length, UTF-8): what the fast code memoises for names."""
     data = name.encode()
@@ -483,26 +567,42 @@ def _bad(where: str, value: Any, expected: str = "a valid value") -> None:
     raise ValueError(f"{where}: {value!r} is not {expected}")
 
 
-_COMPILED: dict[tuple[str, bytes], WriteFn] = {}  # compiling takes tens of ms: once per schema and prefix
+_COMPILED: dict[tuple[str, bytes, bool], WriteFn] = {}  # compiling takes tens of ms: once per schema and prefix
 
 
 def compile_writer(schema: Schema, prefix: bytes = b"") -> WriteFn:
-    """A function writing `prefix` + the Avro binary encoding of a datum of `schema` (a record)."""
-    key = (json.dumps(schema, sort_keys=True), prefix)
+    """A function writing `prefix` + the Avro binary encoding of a datum of `schema` (a record).
+
+    Native code (`native`) writes the common case, the code generated here anything else."""
+    use_native = native.enabled()
+    key = (json.dumps(schema, sort_keys=True), prefix, use_native)
     found = _COMPILED.get(key)
     if found is None:
         if len(_COMPILED) >= 64:
             _COMPILED.clear()
-        found = _COMPILED[key] = _compile_writer(schema, prefix)
+        found = _COMPILED[key] = _compile_writer(schema, prefix, use_native)
     return found
 
 
-def _compile_writer(schema: Schema, prefix: bytes) -> WriteFn:
+def _compile_writer(schema: Schema, prefix: bytes, use_native: bool) -> WriteFn:
     named: dict[str, Any] = {}
     parsed = parse_schema(schema, named_schemas=named)
     if not isinstance(parsed, dict) or parsed.get("type") != "record":
         raise NotImplementedError("compile_writer takes a record schema")
     compiler, fast = _Compiler(named), _Compiler(named, fast=True, prefix="F")
+    if use_native and native.module is not None:
+        try:
+            program = _Programs(named).record(parsed)
+        except NotImplementedError as exc:
+            log.debug("%s: written in Python only (%s)", parsed["name"], exc)
+        else:  # native first, the reference code for anything else (no need for the Python fast code)
+            top = compiler.record_function(parsed)
+            source = "\n\n".join(compiler.sources)
+            source += f"\n\ndef write(d):\n    out = [_prefix]\n    {top}(d, out.append)\n    return b''.join(out)\n"
+            env = dict(compiler.env, _prefix=prefix)
+            exec(compile(source, f"<avro writer {parsed['name']}>", "exec"), env)
+            written: WriteFn = native.module.Writer(program, prefix, env["write"])
+            return written
     top, fast_top = compiler.record_function(parsed), fast.record_function(parsed)
     env = dict(compiler.env, **fast.env, _prefix=prefix)
     source = "\n\n".join([*compiler.sources, *fast.sources])
