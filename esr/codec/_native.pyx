@@ -12,7 +12,7 @@ neither crash, spin, nor allocate without limit.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_CheckExact, PyDict_Next, PyDict_SetItem
+from cpython.dict cimport PyDict_Check, PyDict_CheckExact, PyDict_Next, PyDict_SetItem
 from cpython.float cimport PyFloat_FromDouble
 from cpython.list cimport PyList_Append, PyList_CheckExact
 from cpython.long cimport PyLong_CheckExact, PyLong_FromLongLong
@@ -642,6 +642,20 @@ cdef class WNode:
             raise ValueError(f"unknown writer opcode {op}")
 
 
+cdef frozenset PLAIN_DICTS = frozenset()
+
+
+def plain_dicts(types):
+    """Declare dict subclasses that override nothing (their items are the dict's own, as with
+    `reader.TextRecord`): the writer takes them as dicts for records and maps instead of refusing them."""
+    global PLAIN_DICTS
+    PLAIN_DICTS = frozenset(types)
+
+
+cdef inline bint plain_dict(object v):
+    return PyDict_CheckExact(v) or (PyDict_Check(v) and type(v) in PLAIN_DICTS)
+
+
 cdef inline int write_any(WNode node, object v, Buf* buf) except -1:
     """`write_value`, the commonest values (strings, nullable strings) without a call."""
     if node.op == W_STRING:
@@ -685,7 +699,7 @@ cdef int write_value(WNode node, object v, Buf* buf) except -1:
             refuse("beyond a long")
         return buf_long(buf, number)
     if op == W_RECORD:
-        if not PyDict_CheckExact(v):
+        if not plain_dict(v):
             refuse("a record is a dict")
         pos = 0
         in_order = True  # while the dict's keys are the fields' own str objects, in order: no lookups
@@ -719,7 +733,7 @@ cdef int write_value(WNode node, object v, Buf* buf) except -1:
                 write_any(child, v[i], buf)
         return buf_byte(buf, 0)
     if op == W_MAP:
-        if not PyDict_CheckExact(v):
+        if not plain_dict(v):
             refuse("a map is a dict")
         count = len(v)
         if count:

@@ -52,3 +52,25 @@ def test_input_records_are_made_by_the_domain_class_itself() -> None:
     record = port.input_record({"vpd": "999"}, "esr.records", 2, 7)
     assert record == real_domain.InputRecord({"vpd": "999"}, "esr.records", 2, 7)
     assert (record.topic, record.partition, record.offset) == ("esr.records", 2, 7)
+
+
+def test_the_workers_change_events_are_written_by_the_native_codec() -> None:
+    """The worker's change events carry the decoder's `TextRecord`s as their `before` / `after` maps (a dict
+    subclass): the native writer must take them, not hand every event to the slower reference code."""
+    import pytest
+
+    from esr.codec import PAYLOAD_TYPES, Decoder, Encoder, TextRecord, native
+    from tests.unit.streams.test_shell import person, record
+
+    if not native.enabled():
+        pytest.skip("the pure-Python codec is forced (ESR_CODEC_NATIVE=0)")
+    domain = load_domain()
+    decoder = Decoder("record-event", text_records=PAYLOAD_TYPES)
+    decoded = decoder.decode(record("PERSON", "7", person("7", "Jones"), person_id="7", line_no=2))
+    outcome = domain.apply_employee_batch(None, [domain.input_record(decoded, "esr.records", 0, 0)],
+                                          real_domain.NoReference(), now_ms=1)
+    assert outcome.changes
+    write: Any = Encoder("change-event")._write
+    for change in outcome.changes:
+        assert type(change["after"]) is TextRecord
+        assert write.write(change) == write.reference(change)  # `write`: the native code alone, or it raises
