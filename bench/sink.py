@@ -1,6 +1,6 @@
 """PostgreSQL sink throughput: generated change events on esr.changes -> the read model.
 
-    python -m bench.sink [--employees 40000] [--batch-size 5000] [--sinks 1] [--no-pipeline] [--no-tune]
+    python -m bench.sink [--employees 40000] [--batch-size 10000] [--sinks 1] [--no-pipeline] [--no-tune]
                          [--seed 1] [--skip-redelivery]
 
 The events are what a full file makes: one create event (NEW_STARTER, ASSIGNMENT_STARTED, HOME_ADDRESS_ADDED,
@@ -337,7 +337,7 @@ def _report(title: str, runs: list[SinkRun], broker_cpu: float | None = None) ->
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.sink", description=__doc__.split("\n")[0])
     parser.add_argument("--employees", type=int, default=40000)
-    parser.add_argument("--batch-size", type=int, default=5000)
+    parser.add_argument("--batch-size", type=int, default=10_000)
     parser.add_argument("--sinks", type=int, default=1, help="sink processes in the consumer group")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--skip-redelivery", action="store_true")

@@ -47,7 +47,7 @@ def _database(settings: Settings, given: str | None) -> str:
 @click.option("--bootstrap-servers", help="Kafka bootstrap servers (default: ESR_BOOTSTRAP_SERVERS).")
 @click.option("--database-url", help="PostgreSQL URL (default: ESR_DATABASE_URL, else embedded).")
 @click.option("--group", default=DEFAULT_GROUP, show_default=True, help="Consumer group (and offsets key).")
-@click.option("--batch-size", default=5000, show_default=True, help="Events per transaction at most.")
+@click.option("--batch-size", default=10_000, show_default=True, help="Events per transaction at most.")
 @click.option("--batch-wait", default=0.5, show_default=True, help="Seconds a batch may wait to fill.")
 @click.option("--drain", is_flag=True, help="Exit once caught up (see connectors.sink.sink).")
 @click.option("--idle", default=1.0, show_default=True, help="--drain: seconds at the end of every partition.")

@@ -112,7 +112,7 @@ class SinkSettings:
     group_id: str = DEFAULT_GROUP
     topic: str = CHANGES
     dlq_topic: str = DLQ_SINK
-    batch_size: int = 5000
+    batch_size: int = 10_000  # events a transaction at most: 10,000 wrote ~10% faster than 5,000 (bench.sink)
     batch_wait: float = 0.5  # seconds after the first message of a batch
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
