@@ -12,7 +12,12 @@ import psycopg
 
 class CuttableProxy:
     def __init__(self, upstream_host: str, upstream_port: int) -> None:
-        self.upstream = (upstream_host, upstream_port)
+        """`upstream_host` a host name, or a directory of the server's Unix socket (as in a libpq URL: the
+        embedded server's URL gives one)."""
+        self.upstream: tuple[str, int] | str = (
+            f"{upstream_host}/.s.PGSQL.{upstream_port}" if upstream_host.startswith("/")
+            else (upstream_host, upstream_port)
+        )
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
         self._lock = threading.Lock()
@@ -61,8 +66,7 @@ class CuttableProxy:
                 client.close()
                 continue
             try:
-                server = socket.create_connection(self.upstream, timeout=5)
-                server.settimeout(None)
+                server = self._connect_upstream()
             except OSError:
                 client.close()
                 continue
@@ -71,6 +75,20 @@ class CuttableProxy:
                 self.connections += 1
             threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
             threading.Thread(target=self._pump, args=(server, client), daemon=True).start()
+
+    def _connect_upstream(self) -> socket.socket:
+        if isinstance(self.upstream, str):
+            server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            server.settimeout(5)
+            try:
+                server.connect(self.upstream)
+            except OSError:
+                server.close()
+                raise
+        else:
+            server = socket.create_connection(self.upstream, timeout=5)
+        server.settimeout(None)
+        return server
 
     def _pump(self, source: socket.socket, destination: socket.socket) -> None:
         try:
