@@ -21,6 +21,7 @@ import gc
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +40,11 @@ from streams.domain import (
 )
 
 
-def record_events(paths: list[Path]) -> list[dict[str, Any]]:
+def file_events(paths: list[Path]) -> Iterator[dict[str, Any]]:
+    """Every record of the files as the worker receives it (a decoded record event), in file order; a child
+    row's delete carries its person id from the records seen so far, as the ingest job resolves it."""
     encoder, decoder = Encoder("record-event"), Decoder("record-event")
     owners: dict[tuple[str, str], str] = {}
-    events = []
     for path in paths:
         with EsrFile(path) as esr_file:
             provenance = Provenance.from_scan(esr_file.open())
@@ -56,10 +58,12 @@ def record_events(paths: list[Path]) -> list[dict[str, Any]]:
                     person_id = line.entity_id
                 elif line.layout.person_scoped:
                     person_id = owners[line.layout.entity.value, line.entity_id]
-                event = decoder.decode(encoder.encode(record_event(line, provenance, line_no, person_id)))
-                if event["person_id"] is not None:
-                    events.append(event)
-    return events
+                yield decoder.decode(encoder.encode(record_event(line, provenance, line_no, person_id)))
+
+
+def record_events(paths: list[Path]) -> list[dict[str, Any]]:
+    """The person-scoped record events of the files (`file_events`)."""
+    return [event for event in file_events(paths) if event["person_id"] is not None]
 
 
 def batches(events: list[dict[str, Any]], size: int) -> list[dict[str, list[InputRecord]]]:

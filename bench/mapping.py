@@ -47,46 +47,24 @@ from typing import Any
 import psycopg
 from confluent_kafka import Message
 
+from bench.domain import file_events
 from bench.sink import _admin_url, _database, _drop
 from connectors.sink.employee import BATCH_SIZE, employee_row, write_rows
 from esr.codec import Decoder, Encoder
-from esr.codec.events import Provenance, record_event
-from esr.format.lines import Delete, Record
-from esr.format.reader import EsrFile
 from esr.generate import generate_files
 from esr.kafka.topics import EMPLOYEES
 from streams.domain import NoReference
+from streams.mapping import REFERENCE_TYPES
 from streams.mapping_stage import MAPPED_SUBJECT, StageReader, new_directory
 from streams.partitioner import partition_for
 from streams.port import DomainPort, load_domain
 from streams.topics import REFERENCES_CHANGELOG
 
 VPD = "999"
-REFERENCE_ENTITIES = frozenset({"LOCATION", "ORGANISATION", "POSITION"})
-
-
-def file_events(paths: list[Path]) -> Iterator[dict[str, Any]]:
-    """Every record of the files as the worker receives it (a decoded record event), in file order."""
-    encoder, decoder = Encoder("record-event"), Decoder("record-event")
-    owners: dict[tuple[str, str], str] = {}
-    for path in paths:
-        with EsrFile(path) as esr_file:
-            provenance = Provenance.from_scan(esr_file.open())
-            for line_no, line in esr_file.records():
-                assert isinstance(line, Record | Delete)
-                person_id = None
-                if isinstance(line, Record):
-                    if line.person_id is not None:
-                        owners[line.layout.entity.value, line.entity_id] = line.person_id
-                elif line.layout.entity.value == "PERSON":
-                    person_id = line.entity_id
-                elif line.layout.person_scoped:
-                    person_id = owners[line.layout.entity.value, line.entity_id]
-                yield decoder.decode(encoder.encode(record_event(line, provenance, line_no, person_id)))
 
 
 def _key(event: dict[str, Any]) -> str:
-    if event["entity_type"] in REFERENCE_ENTITIES:
+    if event["entity_type"] in REFERENCE_TYPES:
         return f"{event['vpd']}:{event['entity_type']}:{event['entity_id']}"
     return f"{event['vpd']}:{event['person_id']}"
 
@@ -107,7 +85,7 @@ def worker_output(events: list[dict[str, Any]], domain: DomainPort, *, partition
             grouped[_key(event)].append(domain.input_record(event, "esr.records", 0, offset))
             offset += 1
         for key, records in grouped.items():
-            if records[0].event["entity_type"] in REFERENCE_ENTITIES:
+            if records[0].event["entity_type"] in REFERENCE_TYPES:
                 outcome = domain.apply_reference_batch(states.get(key), records, now_ms=1)
                 states[key] = outcome.state
                 continue
