@@ -37,13 +37,13 @@ from fastavro import parse_schema
 
 from esr.codec import native
 from esr.codec.native import ReadOp
+from esr.codec.shapes import SchemaWalker, resolve, type_of
 
 log = logging.getLogger(__name__)
 
 Schema = dict[str, Any]
 ReadFn = Callable[[bytes, int], dict[str, Any]]
 
-_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 _EPOCH_UTC = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _EPOCH_NAIVE = dt.datetime(1970, 1, 1)
@@ -239,15 +239,11 @@ class _Compiler:
 
     def emit(self, schema: Any, var: str, lines: list[str], ind: str, where: str) -> None:
         """Lines that read a value of `schema` at `p` into `var` and advance `p`."""
-        if isinstance(schema, str) and schema in self.named:
-            schema = self.named[schema]
+        schema = resolve(schema, self.named)
         if isinstance(schema, list):
             self.emit_union(schema, var, lines, ind, where)
             return
-        if isinstance(schema, dict) and schema["type"] in _PRIMITIVES and "logicalType" not in schema:
-            schema = schema["type"]
-        kind = schema if isinstance(schema, str) else schema["type"]
-        logical = None if isinstance(schema, str) else schema.get("logicalType")
+        kind, logical = type_of(schema)
         if logical is not None:
             if kind == "bytes" and logical == "decimal":
                 self.emit("bytes", var, lines, ind, where)
@@ -326,8 +322,7 @@ class _Compiler:
 
     def emit_text_field(self, schema: Any, key: str, lines: list[str], ind: str, where: str) -> None:
         """Lines that read a field of a text record and store its text in `d[key]` unless it is null."""
-        if isinstance(schema, str) and schema in self.named:
-            schema = self.named[schema]
+        schema = resolve(schema, self.named)
         if isinstance(schema, list):
             if len(schema) != 2 or "null" not in schema:
                 raise NotImplementedError(f"{where}: a text record takes [null, T] unions only")
@@ -349,12 +344,8 @@ class _Compiler:
 
     def emit_text_value(self, schema: Any, var: str, lines: list[str], ind: str, where: str) -> None:
         """Lines that read a value of `schema` at `p` into `var` as its canonical text (`to_text`)."""
-        if isinstance(schema, str) and schema in self.named:
-            schema = self.named[schema]
-        if isinstance(schema, dict) and schema["type"] in _PRIMITIVES and "logicalType" not in schema:
-            schema = schema["type"]
-        kind = schema if isinstance(schema, str) else schema["type"]
-        logical = None if isinstance(schema, str) else schema.get("logicalType")
+        schema = resolve(schema, self.named)
+        kind, logical = type_of(schema)
         if logical is not None:
             if kind == "bytes" and logical == "decimal":
                 memo = _memoised(_decimal_text(schema["precision"], schema.get("scale", 0)))
@@ -421,38 +412,25 @@ class _Compiler:
         lines.append(f"{ind}{var}, p = {readers}[{index}](b, p)")
 
 
-class _Programs:
+class _Programs(SchemaWalker):
     """The program of the native reader (`native`) that reads what `_Compiler`'s code reads, the same way
     (the same memos, the same text rules); NotImplementedError for what it cannot express."""
 
     def __init__(self, named: dict[str, Any], text: Collection[str] = ()) -> None:
-        self.named = named
+        super().__init__(named)
         self.text = frozenset(text)
-        self.open: set[str] = set()  # records being compiled: a recursive schema is not supported
 
     def record(self, schema: Schema) -> tuple[Any, ...]:
         name = schema["name"]
-        if name in self.open:
-            raise NotImplementedError(f"{name}: a recursive schema")
-        self.open.add(name)
         fields = schema["fields"]
-        if name in self.text:
-            kept = [(sys.intern(f["name"]), self.text_field(f["type"], f"{name}.{f['name']}")) for f in fields]
-            keys = tuple(key for key, program in kept if program is not None)
-            programs = tuple(program for _, program in kept if program is not None)
-            found: tuple[Any, ...] = (ReadOp.R_TEXT_RECORD, TextRecord, keys, programs)
-        else:
+        with self.compiling(name):
+            if name in self.text:
+                kept = [(sys.intern(f["name"]), self.text_field(f["type"], f"{name}.{f['name']}")) for f in fields]
+                keys = tuple(key for key, program in kept if program is not None)
+                programs = tuple(program for _, program in kept if program is not None)
+                return (ReadOp.R_TEXT_RECORD, TextRecord, keys, programs)
             keys = tuple(sys.intern(f["name"]) for f in fields)
-            found = (ReadOp.R_RECORD, keys, tuple(self.value(f["type"], f"{name}.{f['name']}") for f in fields))
-        self.open.discard(name)
-        return found
-
-    def resolve(self, schema: Any) -> Any:
-        if isinstance(schema, str) and schema in self.named:
-            schema = self.named[schema]
-        if isinstance(schema, dict) and schema["type"] in _PRIMITIVES and "logicalType" not in schema:
-            schema = schema["type"]
-        return schema
+            return (ReadOp.R_RECORD, keys, tuple(self.value(f["type"], f"{name}.{f['name']}") for f in fields))
 
     def value(self, schema: Any, where: str) -> tuple[Any, ...]:
         schema = self.resolve(schema)
@@ -461,8 +439,7 @@ class _Programs:
                 null = schema.index("null")
                 return (ReadOp.R_NULLABLE, null, self.value(schema[1 - null], where))
             return (ReadOp.R_UNION, tuple(self.value(branch, where) for branch in schema))
-        kind = schema if isinstance(schema, str) else schema["type"]
-        logical = None if isinstance(schema, str) else schema.get("logicalType")
+        kind, logical = type_of(schema)
         if logical is not None:
             if kind == "bytes" and logical == "decimal":
                 return (ReadOp.R_CALL_BYTES, _decimal_reader(schema["precision"], schema.get("scale", 0)))
@@ -513,8 +490,7 @@ class _Programs:
     def text_value(self, schema: Any, where: str) -> tuple[Any, ...]:
         """A value as its canonical text (`_Compiler.emit_text_value`)."""
         schema = self.resolve(schema)
-        kind = schema if isinstance(schema, str) else schema["type"]
-        logical = None if isinstance(schema, str) else schema.get("logicalType")
+        kind, logical = type_of(schema)
         if logical is not None:
             if kind == "bytes" and logical == "decimal":
                 memo = _memoised(_decimal_text(schema["precision"], schema.get("scale", 0)))

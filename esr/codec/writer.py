@@ -36,13 +36,13 @@ from fastavro import parse_schema
 
 from esr.codec import native
 from esr.codec.native import WriteOp
+from esr.codec.shapes import PRIMITIVES, SchemaWalker, resolve, type_of
 
 log = logging.getLogger(__name__)
 
 Schema = dict[str, Any]
 WriteFn = Callable[[Mapping[str, Any]], bytes]
 
-_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 _EPOCH_UTC = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _EPOCH_NAIVE = dt.datetime(1970, 1, 1)
@@ -329,7 +329,7 @@ class _Compiler:
             return None
         for field in schema["fields"]:
             branches = field["type"] if isinstance(field["type"], list) else [field["type"]]
-            if not all(isinstance(branch, str) and branch in _PRIMITIVES for branch in branches):
+            if not all(isinstance(branch, str) and branch in PRIMITIVES for branch in branches):
                 return None
         return schema
 
@@ -351,15 +351,11 @@ class _Compiler:
         `is_name`: a plain string that is a name (a map key, a string field of an array's flat records: a field
         name in a list of changes), drawn from a small set: the fast code looks its encoding up in a memo.
         """
-        if isinstance(schema, str) and schema in self.named:
-            schema = self.named[schema]
+        schema = resolve(schema, self.named)
         if isinstance(schema, list):
             self.emit_union(schema, var, lines, ind, where)
             return
-        if isinstance(schema, dict) and schema["type"] in _PRIMITIVES and "logicalType" not in schema:
-            schema = schema["type"]
-        kind = schema if isinstance(schema, str) else schema["type"]
-        logical = None if isinstance(schema, str) else schema.get("logicalType")
+        kind, logical = type_of(schema)
         if logical is not None:  # memoised, the union index (if any) included; the lookup inline
             if kind == "bytes" and logical == "decimal":
                 prefix = b"" if union_index is None else encode_long(union_index)
@@ -472,35 +468,24 @@ class _Compiler:
         lines.append(f"{body}{writer}({value}, a)")
 
 
-class _Programs:
+class _Programs(SchemaWalker):
     """The program of the native writer (`native`) that writes what `_Compiler`'s reference code writes,
     byte for byte (the same memos and tables), for the common case: dicts holding every field, lists,
     exact str / int / bytes values. NotImplementedError for what it cannot express."""
 
-    def __init__(self, named: dict[str, Any]) -> None:
-        self.named = named
-        self.open: set[str] = set()  # records being compiled: a recursive schema is not supported
-
     def record(self, schema: Schema) -> tuple[Any, ...]:
         name = schema["name"]
-        if name in self.open:
-            raise NotImplementedError(f"{name}: a recursive schema")
-        self.open.add(name)
         fields = schema["fields"]
-        programs = tuple(self.value(f["type"], f"{name}.{f['name']}") for f in fields)
-        self.open.discard(name)
+        with self.compiling(name):
+            programs = tuple(self.value(f["type"], f"{name}.{f['name']}") for f in fields)
         return (WriteOp.W_RECORD, tuple(sys.intern(f["name"]) for f in fields), programs)
 
     def value(self, schema: Any, where: str, union_index: int | None = None) -> tuple[Any, ...]:
         """`union_index`: as in `_Compiler.emit`, for the logical types, whose memos write the index too."""
-        if isinstance(schema, str) and schema in self.named:
-            schema = self.named[schema]
+        schema = resolve(schema, self.named)
         if isinstance(schema, list):
             return self.union(schema, where)
-        if isinstance(schema, dict) and schema["type"] in _PRIMITIVES and "logicalType" not in schema:
-            schema = schema["type"]
-        kind = schema if isinstance(schema, str) else schema["type"]
-        logical = None if isinstance(schema, str) else schema.get("logicalType")
+        kind, logical = type_of(schema)
         if logical is not None:
             if kind == "bytes" and logical == "decimal":
                 prefix = b"" if union_index is None else encode_long(union_index)
