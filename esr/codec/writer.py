@@ -235,6 +235,16 @@ def _logical_memo(kind: str, logical: str, union_index: int | None) -> _Memo:
     return found
 
 
+def _value_memo(schema: Any, kind: str, logical: str, union_index: int | None, where: str) -> _Memo:
+    """The memo writing a value of a logical type (`union_index`: its union index first, if any)."""
+    if kind == "bytes" and logical == "decimal":
+        prefix = b"" if union_index is None else encode_long(union_index)
+        return _decimal_writer(schema["precision"], schema.get("scale", 0), prefix)
+    if (kind, logical) in _LOGICAL:
+        return _logical_memo(kind, logical, union_index)
+    raise NotImplementedError(f"{where}: logical type {logical!r} on {kind!r}")
+
+
 _BRANCH_LENGTHS: dict[int, list[bytes]] = {}
 
 
@@ -357,13 +367,7 @@ class _Compiler:
             return
         kind, logical = type_of(schema)
         if logical is not None:  # memoised, the union index (if any) included; the lookup inline
-            if kind == "bytes" and logical == "decimal":
-                prefix = b"" if union_index is None else encode_long(union_index)
-                memo = _decimal_writer(schema["precision"], schema.get("scale", 0), prefix)
-            elif (kind, logical) in _LOGICAL:
-                memo = _logical_memo(kind, logical, union_index)
-            else:
-                raise NotImplementedError(f"{where}: logical type {logical!r} on {kind!r}")
+            memo = _value_memo(schema, kind, logical, union_index, where)
             found = self.temp()
             lines.append(f"{ind}{found} = {self.constant(memo.cache)}.get({var})")
             lines.append(f"{ind}a({self.constant(memo.miss)}({var}) if {found} is None else {found})")
@@ -487,13 +491,7 @@ class _Programs(SchemaWalker):
             return self.union(schema, where)
         kind, logical = type_of(schema)
         if logical is not None:
-            if kind == "bytes" and logical == "decimal":
-                prefix = b"" if union_index is None else encode_long(union_index)
-                memo = _decimal_writer(schema["precision"], schema.get("scale", 0), prefix)
-            elif (kind, logical) in _LOGICAL:
-                memo = _logical_memo(kind, logical, union_index)
-            else:
-                raise NotImplementedError(f"{where}: logical type {logical!r} on {kind!r}")
+            memo = _value_memo(schema, kind, logical, union_index, where)
             return (WriteOp.W_MEMO, memo.cache, memo.miss)
         match kind:
             case "null" | "boolean" | "int" | "long" | "string" | "bytes":
