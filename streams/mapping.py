@@ -45,9 +45,11 @@ from esr.mapping.catalogue import MappedValue
 from esr.mapping.versions import TemplateVersion
 from esr.mapping.view import EmployeeView, Row, build_view
 from esr.profiles import DisplayWithAssignment, NhsOptions
+from streams.domain.events import uuid5_of
 
 #: uuid5 namespace of mapped change event ids
 MAPPED_EVENT_NAMESPACE = uuid.UUID("6f1c1d2e-54a1-4c8e-9d0b-2b6a8f3e7c41")
+_mapped_uuid = uuid5_of(MAPPED_EVENT_NAMESPACE)
 
 EMPLOYEE_MAPPED = "EMPLOYEE_MAPPED"
 PERSON_DELETED = "PERSON_DELETED"
@@ -217,19 +219,7 @@ def mapped_event_id(vpd: str, person_id: str, event_type: str, record: Mapping[s
     # (the test pins it): orjson sorts keys by code point and escapes the same characters the same way
     content = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
     digest = hashlib.sha256(content).hexdigest()
-    return _uuid5(f"{vpd}:{person_id}:{event_type}:{digest}")
-
-
-_NAMESPACE_BYTES = MAPPED_EVENT_NAMESPACE.bytes
-
-
-def _uuid5(name: str) -> str:
-    """``str(uuid.uuid5(MAPPED_EVENT_NAMESPACE, name))`` without the UUID object (a few % of the stage)."""
-    value = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])
-    value[6] = (value[6] & 0x0F) | 0x50  # version 5
-    value[8] = (value[8] & 0x3F) | 0x80  # RFC 4122 variant
-    text = value.hex()
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    return _mapped_uuid(f"{vpd}:{person_id}:{event_type}:{digest}")
 
 
 def _text(value: object) -> str | None:

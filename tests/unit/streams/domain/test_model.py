@@ -7,11 +7,13 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from esr.codec import TextRecord
 from esr.format.layouts import EntityType
 from streams.domain import ChangeSource, InputRecord, apply_changes, canonical, diff, event_id, in_force, render
-from streams.domain.events import EVENT_ID_NAMESPACE, record_source
+from streams.domain.events import EVENT_ID_NAMESPACE, record_source, uuid5_of
 from streams.domain.model import as_date, is_open, preceding, run_day
 from tests.unit.streams.domain.builders import FILE_2, event, person
 
@@ -134,3 +136,8 @@ def test_change_source_of_a_record_and_of_a_control_event() -> None:
                  "sequence": 2, "extract_type": "C", "run_date": FILE_2.run}
     control = ChangeSource.of_event(completed, topic="esr.control", partition=0, offset=3)
     assert control == ChangeSource(FILE_2.name, FILE_2.sha, 2, "C", FILE_2.run, None, None, "esr.control", 0, 3)
+
+
+@given(st.uuids(), st.text())
+def test_uuid5_of_is_the_uuid_modules_uuid5(namespace: uuid.UUID, name: str) -> None:
+    assert uuid5_of(namespace)(name) == str(uuid.uuid5(namespace, name))
