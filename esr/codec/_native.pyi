@@ -5,8 +5,6 @@ from typing import Any
 
 OPCODES: dict[str, int]
 
-def plain_dicts(types: tuple[type[dict[Any, Any]], ...]) -> None: ...
-
 class Refused(ValueError):
     """Not the common case (or not valid): the reference code decides."""
 

@@ -642,18 +642,23 @@ cdef class WNode:
             raise ValueError(f"unknown writer opcode {op}")
 
 
-cdef frozenset PLAIN_DICTS = frozenset()
-
-
-def plain_dicts(types):
-    """Declare dict subclasses that override nothing (their items are the dict's own, as with
-    `reader.TextRecord`): the writer takes them as dicts for records and maps instead of refusing them."""
-    global PLAIN_DICTS
-    PLAIN_DICTS = frozenset(types)
+#: the mapping methods the reference writer may call on a record or map (`.get`, `.items`, ...)
+cdef tuple DICT_METHODS = ("__getitem__", "__iter__", "__len__", "__contains__", "get", "items", "keys", "values")
+cdef dict PLAIN_DICT_TYPES = {}  # dict subclass -> whether it overrides none of them
 
 
 cdef inline bint plain_dict(object v):
-    return PyDict_CheckExact(v) or (PyDict_Check(v) and type(v) in PLAIN_DICTS)
+    """A dict, or an instance of a dict subclass that overrides none of `DICT_METHODS` (`reader.TextRecord`,
+    the worker's maps): its items are the dict's own, so it is written as a dict."""
+    if PyDict_CheckExact(v):
+        return True
+    if not PyDict_Check(v):
+        return False
+    kind = type(v)
+    found = PLAIN_DICT_TYPES.get(kind)
+    if found is None:
+        found = PLAIN_DICT_TYPES[kind] = all(getattr(kind, name) is getattr(dict, name) for name in DICT_METHODS)
+    return found
 
 
 cdef inline int write_any(WNode node, object v, Buf* buf) except -1:

@@ -138,10 +138,6 @@ class TextRecord(dict[str, str]):
     __slots__ = ()
 
 
-if native.module is not None:  # the worker writes them back out as the maps of its change events
-    native.module.plain_dicts((TextRecord,))
-
-
 def to_text(value: Any) -> str | None:
     """The canonical text of a value as the reader returns it: ISO 8601 for dates and timestamps
     (`isoformat`), plain notation keeping the scale for decimals (`37.50000`), `true`/`false`, decimal

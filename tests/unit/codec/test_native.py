@@ -18,7 +18,7 @@ from fastavro import parse_schema
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from esr.codec import PAYLOAD_TYPES, Decoder, Encoder, native
+from esr.codec import PAYLOAD_TYPES, Decoder, Encoder, TextRecord, native
 from esr.codec.compat import sample_data
 from esr.codec.events import RecordEvent
 from esr.codec.reader import compile_reader
@@ -219,6 +219,13 @@ class _Str(str):
     __slots__ = ()
 
 
+class _OwnItems(dict[str, str]):
+    """A dict subclass with items of its own: the native writer must not read the dict's storage."""
+
+    def items(self) -> Any:
+        return [("own", "item")]
+
+
 def test_what_the_native_writer_refuses_the_reference_writes_or_refuses() -> None:
     """Bools for longs, tuples for arrays, str subclasses, dict subclasses, missing fields with defaults,
     values that do not fit: the same bytes or the same error as the reference code alone."""
@@ -245,6 +252,8 @@ def test_what_the_native_writer_refuses_the_reference_writes_or_refuses() -> Non
         {**base, "event_type": "NO_SUCH_TYPE"},
         {**base, "changes": None},
         type("D", (dict,), {})(base),
+        {**base, "after": TextRecord(a="b")},
+        {**base, "after": _OwnItems(a="b")},
         None,
     ]
     for datum in variants:
